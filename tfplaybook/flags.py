@@ -1,0 +1,83 @@
+"""Every command-line flag of tfplaybook, defined once (absl FlagHolders, read with `.value`).
+
+`--flagfile=FILE` works too: absl provides it.
+"""
+
+from absl import flags
+
+MODES = ("train",)
+STRATEGIES = ("auto", "tpu", "mirrored", "multi_worker", "one_device", "cpu")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+
+MODE = flags.DEFINE_enum(
+    "mode", "train", MODES, "What to do: train trains one configuration of the experiment."
+)
+EXPERIMENT = flags.DEFINE_string(
+    "experiment",
+    None,
+    "Path of the experiment file (Python defining get_config()); default "
+    "experiments/digits_cnn.py, the embedded offline default.",
+)
+WORKDIR = flags.DEFINE_string(
+    "workdir",
+    None,
+    "Directory for this run's outputs; running the same command again resumes it. "
+    "Default: runs/<experiment name>.",
+)
+OVERRIDE = flags.DEFINE_multi_string(
+    "override",
+    [],
+    "KEY=VALUE change to the experiment config with a dotted key (e.g. optimizer.learning_rate=0.1); "
+    "repeatable; an unknown key fails and lists the valid keys.",
+)
+DATASET = flags.DEFINE_string(
+    "dataset",
+    None,
+    "Dataset overriding data.dataset: digits (embedded, offline), synthetic, or tfds:NAME for any "
+    "prepared TFDS dataset.",
+)
+DATA_DIR = flags.DEFINE_string(
+    "data_dir",
+    None,
+    "TFDS data directory (local path or gs:// bucket) overriding data.data_dir; default "
+    "$TFDS_DATA_DIR or ~/tensorflow_datasets.",
+)
+DOWNLOAD = flags.DEFINE_bool(
+    "download",
+    False,
+    "Allow TFDS to download and prepare a dataset that is not prepared yet (never done otherwise).",
+)
+STRATEGY = flags.DEFINE_enum(
+    "strategy",
+    "auto",
+    STRATEGIES,
+    "Distribution strategy: auto picks TPU when one resolves, else all GPUs (mirrored), else CPU.",
+)
+TPU = flags.DEFINE_string(
+    "tpu",
+    "local",
+    "TPU name or grpc:// address for the cluster resolver; 'local' means this Cloud TPU VM.",
+)
+NUM_CPU_REPLICAS = flags.DEFINE_integer(
+    "num_cpu_replicas",
+    1,
+    "Without accelerators, split the CPU into this many logical devices and mirror over them.",
+    lower_bound=1,
+)
+JIT_COMPILE = flags.DEFINE_bool(
+    "jit_compile", False, "Compile the per-replica training step with XLA (as a TPU would)."
+)
+PRECISION = flags.DEFINE_enum(
+    "precision",
+    "float32",
+    PRECISIONS,
+    "Keras dtype policy: float32, mixed_bfloat16 (TPUs) or mixed_float16 (GPUs, with loss scaling).",
+)
+STEPS_PER_LOOP = flags.DEFINE_integer(
+    "steps_per_loop",
+    50,
+    "Training steps per host call of the compiled loop (fewer host round trips; evaluation and "
+    "checkpoint steps always end a loop).",
+    lower_bound=1,
+)
+QUIET = flags.DEFINE_bool("quiet", False, "Print no per-loop progress lines.")

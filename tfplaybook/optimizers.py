@@ -1,0 +1,151 @@
+"""Optimizers with the playbook's update rules (checklist 121-126) and the schedule in Keras.
+
+sgd, momentum and nesterov use `Momentum`, which implements checklist 121-123 exactly
+(v <- gamma v + g; theta <- theta - lr v, or lr (gamma v + g) for Nesterov), unlike Keras' SGD,
+which folds the learning rate into the velocity. adam and adamw are Keras' own Adam/AdamW, whose
+update is checklist 125 (epsilon outside the square root, bias correction folded into the step).
+nadam uses `NAdam`, checklist 126 (Keras' Nadam uses Dozat's momentum schedule instead).
+Weight decay is decoupled (theta <- theta - lr wd theta) for every optimizer.
+"""
+
+import keras
+from keras import ops
+
+from tfplaybook import schedules
+from tfplaybook.config import ConfigError
+
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "nadam", "adamw")
+
+
+class KerasSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """`tfplaybook.schedules.learning_rate` in Keras ops, driven by the optimizer's step."""
+
+    def __init__(self, base_learning_rate, schedule, max_train_steps):
+        self.base_learning_rate = float(base_learning_rate)
+        self.schedule = dict(schedule)
+        self.max_train_steps = int(max_train_steps)
+
+    def __call__(self, step):
+        step = ops.cast(step, "float32")
+        base = self.base_learning_rate
+        warmup = float(self.schedule.get("warmup_steps", 0))
+        name = self.schedule["name"]
+        if name == "constant":
+            rate = ops.convert_to_tensor(base, "float32")
+        else:
+            start, end = schedules.decay_window(self.schedule, self.max_train_steps)
+            progress = ops.clip((step - start) / float(end - start), 0.0, 1.0)
+            end_factor = float(self.schedule.get("end_factor", 0.0))
+            if name == "linear":
+                factor = 1.0 - (1.0 - end_factor) * progress
+            else:
+                factor = end_factor + (1.0 - end_factor) * 0.5 * (
+                    1.0 + ops.cos(3.141592653589793 * progress)
+                )
+            rate = base * factor
+        if warmup > 0:
+            rate = ops.where(step < warmup, base * step / warmup, rate)
+        return rate
+
+    def get_config(self):
+        return {
+            "base_learning_rate": self.base_learning_rate,
+            "schedule": self.schedule,
+            "max_train_steps": self.max_train_steps,
+        }
+
+
+class Momentum(keras.optimizers.Optimizer):
+    """SGD with heavy-ball or Nesterov momentum as the playbook states it (checklist 121-123)."""
+
+    def __init__(self, learning_rate=0.01, momentum=0.9, nesterov=False, name="momentum", **kw):
+        super().__init__(learning_rate=learning_rate, name=name, **kw)
+        self.momentum = float(momentum)
+        self.nesterov = bool(nesterov)
+
+    def build(self, variables):
+        if self.built:
+            return
+        super().build(variables)
+        self._velocities = [
+            self.add_variable_from_reference(v, "velocity") if self.momentum else None
+            for v in variables
+        ]
+
+    def update_step(self, gradient, variable, learning_rate):
+        lr = ops.cast(learning_rate, variable.dtype)
+        gradient = ops.cast(gradient, variable.dtype)
+        if not self.momentum:
+            self.assign_sub(variable, lr * gradient)
+            return
+        velocity = self._velocities[self._get_variable_index(variable)]
+        new_velocity = self.momentum * velocity + gradient
+        self.assign(velocity, new_velocity)
+        direction = self.momentum * new_velocity + gradient if self.nesterov else new_velocity
+        self.assign_sub(variable, lr * direction)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(momentum=self.momentum, nesterov=self.nesterov)
+        return config
+
+
+class NAdam(keras.optimizers.Adam):
+    """Adam with the Nesterov numerator beta1 m_{t+1} + (1 - beta1) g (checklist 126)."""
+
+    def update_step(self, gradient, variable, learning_rate):
+        lr = ops.cast(learning_rate, variable.dtype)
+        gradient = ops.cast(gradient, variable.dtype)
+        step = ops.cast(self.iterations + 1, variable.dtype)
+        beta1 = ops.cast(self.beta_1, variable.dtype)
+        beta2 = ops.cast(self.beta_2, variable.dtype)
+        index = self._get_variable_index(variable)
+        m, v = self._momentums[index], self._velocities[index]
+        self.assign_add(m, (gradient - m) * (1 - beta1))
+        self.assign_add(v, (ops.square(gradient) - v) * (1 - beta2))
+        correction = ops.sqrt(1 - ops.power(beta2, step)) / (1 - ops.power(beta1, step))
+        numerator = beta1 * m + (1 - beta1) * gradient
+        self.assign_sub(variable, lr * correction * numerator / (ops.sqrt(v) + self.epsilon))
+
+
+def make_optimizer(opt_cfg, schedule_cfg, max_train_steps, precision="float32"):
+    """Builds the optimizer for the config's `optimizer` and `schedule` sections.
+
+    Clipping is not configured here: the training loop measures and clips the global norm of the
+    all-reduced gradient itself (checklist 115-116).
+
+    Raises:
+      ConfigError: on an unknown optimizer or schedule, naming the allowed values.
+    """
+    name = opt_cfg["name"]
+    if name not in OPTIMIZERS:
+        raise ConfigError(f"optimizer.name={name!r} is not one of {', '.join(OPTIMIZERS)}")
+    try:
+        schedules.validate(schedule_cfg, max_train_steps)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    if opt_cfg["learning_rate"] <= 0:
+        raise ConfigError(f"optimizer.learning_rate={opt_cfg['learning_rate']!r} must be positive")
+    lr = KerasSchedule(opt_cfg["learning_rate"], schedule_cfg, max_train_steps)
+    wd = opt_cfg.get("weight_decay", 0.0) or None
+    adam_kw = dict(
+        beta_1=opt_cfg.get("beta1", 0.9),
+        beta_2=opt_cfg.get("beta2", 0.999),
+        epsilon=opt_cfg.get("epsilon", 1e-7),
+    )
+    if name in ("sgd", "momentum", "nesterov"):
+        momentum = 0.0 if name == "sgd" else opt_cfg.get("momentum", 0.9)
+        optimizer = Momentum(lr, momentum, nesterov=name == "nesterov", weight_decay=wd)
+    elif name == "adam":
+        optimizer = keras.optimizers.Adam(lr, weight_decay=wd, **adam_kw)
+    elif name == "adamw":
+        optimizer = keras.optimizers.AdamW(lr, weight_decay=wd or 0.0, **adam_kw)
+    else:
+        optimizer = NAdam(lr, weight_decay=wd, name="nadam", **adam_kw)
+    if precision == "mixed_float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer
+
+
+def inner_optimizer(optimizer):
+    return getattr(optimizer, "inner_optimizer", optimizer)

@@ -1,0 +1,107 @@
+"""tfplaybook's command line: `python -m tfplaybook.run --mode=MODE [flags]`.
+
+Turns flags into a config and calls one function per mode. Bad input ends in one line on stderr
+and exit status 2, with nothing written.
+"""
+
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app  # noqa: E402
+from absl import flags as absl_flags  # noqa: E402
+
+from tfplaybook import config as config_lib  # noqa: E402
+from tfplaybook import flags  # noqa: E402
+
+USAGE_EXIT = 2
+
+
+def load_config():
+    """The experiment's config with the flags' dataset and overrides applied, validated."""
+    path = flags.EXPERIMENT.value or config_lib.default_experiment()
+    config = config_lib.load_experiment(path)
+    config = config_lib.apply_overrides(config, flags.OVERRIDE.value)
+    if flags.DATASET.value:
+        config["data"]["dataset"] = flags.DATASET.value
+    if flags.DATA_DIR.value:
+        config["data"]["data_dir"] = flags.DATA_DIR.value
+    return config_lib.validate(config), path
+
+
+def default_workdir(experiment_path):
+    name = os.path.splitext(os.path.basename(experiment_path))[0]
+    return os.path.join("runs", name)
+
+
+def runtime():
+    from tfplaybook import train
+
+    return train.Runtime(
+        strategy=flags.STRATEGY.value,
+        tpu=flags.TPU.value,
+        num_cpu_replicas=flags.NUM_CPU_REPLICAS.value,
+        jit_compile=flags.JIT_COMPILE.value,
+        precision=flags.PRECISION.value,
+        steps_per_loop=flags.STEPS_PER_LOOP.value,
+        download=flags.DOWNLOAD.value,
+        verbose=not flags.QUIET.value,
+    )
+
+
+def run_train():
+    """--mode=train: one configuration, end to end, into --workdir."""
+    from tfplaybook import train
+
+    config, path = load_config()
+    workdir = flags.WORKDIR.value or default_workdir(path)
+    status = train.train(config, workdir, runtime())
+    best = status.get("best_value")
+    print(
+        f"{status['status']}: best validation {config['objective']['metric']} "
+        f"{best if best is None else round(best, 4)} at step {status.get('best_step')} "
+        f"of {config['max_train_steps']} ({workdir})"
+    )
+    return 0 if status["status"] != "failed" else 1
+
+
+_MODES = {"train": run_train}
+
+
+def _quiet_libraries():
+    from absl import logging
+
+    logging.set_verbosity(logging.WARNING)
+    try:
+        import tensorflow_datasets as tfds
+
+        tfds.disable_progress_bar()
+    except ImportError:
+        pass
+
+
+def main(argv):
+    _quiet_libraries()
+    try:
+        if len(argv) > 1:
+            raise config_lib.ConfigError(
+                f"unexpected arguments {' '.join(argv[1:])!r}: tfplaybook takes only --flags"
+            )
+        return _MODES[flags.MODE.value]()
+    except config_lib.ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return USAGE_EXIT
+
+
+def parse_flags(argv):
+    """absl's parser, but a bad flag is one line and exit status 2 (absl exits 1)."""
+    try:
+        return absl_flags.FLAGS(argv)
+    except absl_flags.Error as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(USAGE_EXIT)
+
+
+if __name__ == "__main__":
+    app.run(main, flags_parser=parse_flags)

@@ -1,0 +1,477 @@
+"""The orbit-style training loop every trial runs on.
+
+One code path for the default strategy, MirroredStrategy, MultiWorkerMirroredStrategy and
+TPUStrategy: a per-replica step under `strategy.run` inside a `tf.function`, the loss averaged over
+the *global* batch, `steps_per_loop` steps per host call, and Keras models, optimizers and metrics.
+Keras 3 `model.fit` cannot run under MultiWorkerMirroredStrategy (ENGINEERING.md), hence this loop.
+
+The loop all-reduces the gradients itself so it can log the unclipped global gradient norm of the
+summed gradient every step and clip by it (checklist 106, 115-116); Keras optimizers clip per
+replica, before their own all-reduce, which would be the wrong norm under a strategy.
+"""
+
+import dataclasses
+import math
+import os
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfplaybook import checkpoints as ckpt_lib
+from tfplaybook import config as config_lib
+from tfplaybook import data as data_lib
+from tfplaybook import batchnorm, models, optimizers, schedules, selection
+from tfplaybook import strategy as strategy_lib
+from tfplaybook import trial_dir as td
+
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+# Batch-norm modes whose moving statistics differ per replica until averaged (checklist 94).
+_UNSYNCED_BN = ("per_replica", "ghost")
+
+
+@dataclasses.dataclass
+class Runtime:
+    """How to run (not what to train): hardware and execution settings from the flags."""
+
+    strategy: str = "auto"
+    tpu: str = "local"
+    num_cpu_replicas: int = 1
+    jit_compile: bool = False
+    precision: str = "float32"
+    steps_per_loop: int = 50
+    download: bool = False
+    verbose: bool = True
+
+
+class Diverged(Exception):
+    """Training produced a non-finite or exploding quantity (an infeasible trial, checklist 41)."""
+
+    def __init__(self, step, quantity, value):
+        super().__init__(f"{quantity} is {value} at step {step}")
+        self.step = step
+
+
+def _disable_optimizer_all_reduce(optimizer):
+    # The loop has already summed the gradients over replicas; without this, the Keras TF
+    # optimizer would sum them a second time. A test compares 2-replica training with 1 replica
+    # on the same global batch, so a change in this Keras internal is caught.
+    inner = optimizers.inner_optimizer(optimizer)
+    inner._all_reduce_sum_gradients = lambda grads_and_vars: list(grads_and_vars)
+
+
+def _next_boundary(step, config, steps_per_loop):
+    """The next step at which the loop must return to the host (eval, checkpoint or the end)."""
+    stops = [config["max_train_steps"], step + steps_per_loop]
+    for every in (config["eval_every_steps"], config.get("checkpoint_every_steps", 0)):
+        if every:
+            stops.append((step // every + 1) * every)
+    return min(stops)
+
+
+def should_evaluate(step, config):
+    """Pure predicate: evaluate at regular step intervals, never time (checklist 84)."""
+    return step % config["eval_every_steps"] == 0 or step == config["max_train_steps"]
+
+
+def should_checkpoint(step, config):
+    every = config.get("checkpoint_every_steps", 0) or config["eval_every_steps"]
+    return step % every == 0 or step == config["max_train_steps"]
+
+
+def check_divergence(step0, losses, norms, first_loss, factor):
+    """Raises Diverged at the first bad step of a loop (checklist 41)."""
+    for i, (loss, norm) in enumerate(zip(losses, norms)):
+        step = step0 + i + 1
+        if not math.isfinite(loss):
+            raise Diverged(step, "training loss", loss)
+        if not math.isfinite(norm):
+            raise Diverged(step, "gradient norm", norm)
+        if factor and first_loss is not None and loss > factor * first_loss:
+            raise Diverged(
+                step,
+                f"training loss ({loss:.4g} > {factor:g} x first loss " f"{first_loss:.4g})",
+                loss,
+            )
+
+
+class Trainer:
+    """Builds everything for one configuration and runs it to `max_train_steps`."""
+
+    def __init__(self, config, workdir, runtime, strategy=None):
+        self.config = config_lib.validate(config)
+        self.workdir = workdir
+        self.runtime = runtime
+        if runtime.precision not in PRECISIONS:
+            raise config_lib.ConfigError(
+                f"--precision={runtime.precision!r} is not one of {', '.join(PRECISIONS)}"
+            )
+        if runtime.steps_per_loop < 1:
+            raise config_lib.ConfigError(f"--steps_per_loop={runtime.steps_per_loop} must be >= 1")
+        # The strategy comes first: splitting the CPU must precede any TensorFlow op.
+        self.strategy = strategy or strategy_lib.get_strategy(
+            runtime.strategy, runtime.tpu, runtime.num_cpu_replicas
+        )
+        self.replicas = self.strategy.num_replicas_in_sync
+        strategy_lib.check_batch_size(config["batch_size"], self.strategy)
+        self.task_type, self.task_id, self.is_chief = strategy_lib.task_info(self.strategy)
+        model_cfg = config["model"]
+        if (
+            runtime.jit_compile
+            and self.replicas > 1
+            and not isinstance(self.strategy, tf.distribute.TPUStrategy)
+            and model_cfg.get("normalization", "batch") == "batch"
+            and model_cfg.get("batch_norm", "sync") == "sync"
+        ):
+            # Synchronized BN all-reduces inside the compiled step, which XLA cannot do on
+            # CPU/GPU replicas (TPUStrategy compiles the whole step and supports it).
+            raise config_lib.ConfigError(
+                f"--jit_compile with {self.replicas} replicas and model.batch_norm='sync' is not "
+                "supported outside TPUs; use model.batch_norm=per_replica or ghost with XLA"
+            )
+        self.objective = config.get("objective", {"metric": "accuracy", "goal": "max"})
+        if self.objective.get("goal") not in selection.GOALS:
+            raise config_lib.ConfigError(
+                f"objective.goal={self.objective.get('goal')!r} is not one of max, min"
+            )
+        self.spec = data_lib.get_data_spec(config["data"], config["seed"], runtime.download)
+        self.eval_batch = data_lib.eval_batch_size(
+            config["data"], config["batch_size"], self.replicas
+        )
+        keras.config.set_dtype_policy(runtime.precision)
+        keras.utils.set_random_seed(config["seed"])  # Same model init on every host (checklist 95).
+        with self.strategy.scope():
+            self.model = models.get_model(
+                config["model"], self.spec.image_shape, self.spec.num_classes
+            )
+            self.optimizer = optimizers.make_optimizer(
+                config["optimizer"],
+                config["schedule"],
+                config["max_train_steps"],
+                runtime.precision,
+            )
+            self.optimizer.build(self.model.trainable_variables)
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+            self.train_loss = keras.metrics.Mean("loss")
+            self.train_accuracy = keras.metrics.SparseCategoricalAccuracy("accuracy")
+            self.eval_loss = keras.metrics.Mean("loss")
+            self.eval_accuracy = keras.metrics.SparseCategoricalAccuracy("accuracy")
+        _disable_optimizer_all_reduce(self.optimizer)
+        if self.objective["metric"] not in ("accuracy", "loss"):
+            raise config_lib.ConfigError(
+                f"objective.metric={self.objective['metric']!r} is not one of accuracy, loss"
+            )
+        self._build_functions()
+
+    # ----------------------------------------------------------------------------- tf.functions
+
+    def _build_functions(self):
+        strategy, model, optimizer = self.strategy, self.model, self.optimizer
+        global_batch = self.config["batch_size"]
+        clip_norm = float(self.config["optimizer"].get("clip_norm", 0.0) or 0.0)
+        loss_scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+        variables = model.trainable_variables
+
+        def forward(images, labels):
+            with tf.GradientTape() as tape:
+                logits = model(images, training=True)
+                per_example = keras.losses.sparse_categorical_crossentropy(
+                    labels, logits, from_logits=True
+                )
+                loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
+                if model.losses:
+                    loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
+                scaled = optimizer.scale_loss(loss) if loss_scaled else loss
+            return loss, logits, tape.gradient(scaled, variables)
+
+        if self.runtime.jit_compile:
+            forward = tf.function(forward, jit_compile=True)
+
+        def replica_step(images, labels):
+            loss, logits, grads = forward(images, labels)
+            grads = tf.distribute.get_replica_context().all_reduce("sum", grads)
+            scale = tf.cast(optimizer.dynamic_scale, tf.float32) if loss_scaled else 1.0
+            norm = tf.linalg.global_norm(grads) / scale  # Unclipped (checklist 106, 116).
+            clipped = tf.constant(0.0)
+            if clip_norm > 0:
+                grads, _ = tf.clip_by_global_norm(grads, clip_norm * scale, use_norm=norm * scale)
+                clipped = tf.cast(norm > clip_norm, tf.float32)
+            optimizer.apply_gradients(zip(grads, variables))
+            self.train_loss.update_state(loss * self.replicas)
+            self.train_accuracy.update_state(labels, logits)
+            return loss, norm, clipped
+
+        @tf.function
+        def train_loop(iterator, num_steps):
+            losses = tf.TensorArray(tf.float32, size=num_steps)
+            norms = tf.TensorArray(tf.float32, size=num_steps)
+            clips = tf.TensorArray(tf.float32, size=num_steps)
+            for i in tf.range(num_steps):
+                loss, norm, clipped = strategy.run(replica_step, args=next(iterator))
+                losses = losses.write(i, strategy.reduce("sum", loss, axis=None))
+                norms = norms.write(i, strategy.reduce("mean", norm, axis=None))
+                clips = clips.write(i, strategy.reduce("mean", clipped, axis=None))
+                self.step.assign_add(1)
+            return losses.stack(), norms.stack(), clips.stack()
+
+        def eval_replica_step(images, labels, weights):
+            logits = model(images, training=False)
+            per_example = keras.losses.sparse_categorical_crossentropy(
+                labels, logits, from_logits=True
+            )
+            self.eval_loss.update_state(per_example, sample_weight=weights)
+            self.eval_accuracy.update_state(labels, logits, sample_weight=weights)
+
+        @tf.function
+        def eval_loop(iterator, num_steps):
+            for _ in tf.range(num_steps):
+                strategy.run(eval_replica_step, args=next(iterator))
+
+        self._train_loop, self._eval_loop = train_loop, eval_loop
+
+    # ----------------------------------------------------------------------------- datasets
+
+    def _datasets(self, shuffle_seed):
+        config, spec = self.config, self.spec
+        pipelines = strategy_lib.num_hosts(self.strategy)
+        self.eval_steps = data_lib.eval_steps(spec.num_eval_examples, self.eval_batch, pipelines)
+
+        def train_fn(ctx):
+            seed = shuffle_seed + 7919 * ctx.input_pipeline_id  # Differs per host (checklist 95).
+            return data_lib.train_dataset(spec, config["data"], config["batch_size"], seed, ctx)
+
+        def eval_fn(ctx):
+            return data_lib.eval_dataset(
+                spec, config["data"], self.eval_batch, self.eval_steps, ctx
+            )
+
+        train = self.strategy.distribute_datasets_from_function(train_fn)
+        evaluation = self.strategy.distribute_datasets_from_function(eval_fn)
+        return train, evaluation
+
+    # ----------------------------------------------------------------------------- running
+
+    def evaluate(self, eval_ds):
+        if self.config["model"].get("batch_norm") in _UNSYNCED_BN:
+            batchnorm.sync_moving_statistics(self.model, self.strategy)
+        self.eval_loss.reset_state()
+        self.eval_accuracy.reset_state()
+        self._eval_loop(iter(eval_ds), tf.constant(self.eval_steps))
+        return {
+            "loss": float(self.eval_loss.result()),
+            "accuracy": float(self.eval_accuracy.result()),
+        }
+
+    def _log(self, text):
+        if self.runtime.verbose and self.is_chief:
+            print(text, flush=True)
+
+    def run(self):
+        """Trains to max_train_steps (resuming if the workdir holds an interrupted run).
+
+        Returns:
+          The final status dict (as written to status.json).
+        """
+        config, workdir, chief = self.config, self.workdir, self.is_chief
+        ckpt_dir = os.path.join(workdir, td.CHECKPOINTS)
+        latest = ckpt_lib.LatestCheckpoint(
+            os.path.join(ckpt_dir, ckpt_lib.LATEST),
+            chief,
+            model=self.model,
+            optimizer=self.optimizer,
+            step=self.step,
+        )
+        restored = latest.restore()
+        start = int(self.step.numpy())
+        previous = (
+            td.read_status(workdir) if os.path.exists(os.path.join(workdir, td.STATUS)) else None
+        )
+        first_loss = (previous or {}).get("first_loss") if restored else None
+        best = ckpt_lib.BestCheckpoints(
+            os.path.join(ckpt_dir, ckpt_lib.BEST),
+            self.objective["metric"],
+            self.objective["goal"],
+            config.get("keep_best_checkpoints", 3),
+            chief,
+        )
+        best.set_model(self.model)
+        shuffle_seed = config["seed"] + start  # A resumed run continues with fresh shuffling.
+        seeds = {
+            "model_init": config["seed"],
+            "data_shuffle_base": shuffle_seed,
+            "data_shuffle_per_host": "data_shuffle_base + 7919 * host index",
+        }
+        if chief:
+            td.truncate_measurements(workdir, start)
+            best.forget_after(start)
+            td.write_status(
+                workdir,
+                td.RUNNING,
+                "resumed" if restored else "",
+                step=start,
+                seeds=seeds,
+                objective=self.objective,
+                replicas=self.replicas,
+                resumed_from=start if restored else None,
+            )
+        writer = (
+            tf.summary.create_file_writer(os.path.join(workdir, td.TENSORBOARD))
+            if chief
+            else tf.summary.create_noop_writer()
+        )
+        train_ds, eval_ds = self._datasets(shuffle_seed)
+        iterator = iter(train_ds)
+        factor = config.get("divergence_loss_factor", 0.0)
+        train_seconds, wall_start, step = 0.0, time.time(), start
+        last_eval = ""
+        try:
+            while step < config["max_train_steps"]:
+                n = _next_boundary(step, config, self.runtime.steps_per_loop) - step
+                self.train_loss.reset_state()
+                self.train_accuracy.reset_state()
+                t0 = time.time()
+                losses, norms, clips = (
+                    x.numpy() for x in self._train_loop(iterator, tf.constant(n))
+                )
+                seconds = time.time() - t0
+                train_seconds += seconds
+                if first_loss is None:
+                    first_loss = float(losses[0])
+                    if chief:
+                        td.write_status(workdir, td.RUNNING, step=step, first_loss=first_loss)
+                rows = [(step + i + 1, td.TRAIN, "loss", losses[i]) for i in range(n)]
+                rows += [(step + i + 1, td.TRAIN, "grad_norm", norms[i]) for i in range(n)]
+                check_divergence_after = step
+                step += n
+                lr = schedules.learning_rate(
+                    step - 1,
+                    config["optimizer"]["learning_rate"],
+                    config["schedule"],
+                    config["max_train_steps"],
+                )
+                finite = norms[np.isfinite(norms)]
+                rows += [
+                    (step, td.TRAIN, "accuracy", float(self.train_accuracy.result())),
+                    (step, td.TRAIN, "learning_rate", lr),
+                    (step, td.TRAIN, "grad_norm_mean", finite.mean() if finite.size else np.nan),
+                    (step, td.TRAIN, "grad_norm_max", finite.max() if finite.size else np.nan),
+                    (step, td.TRAIN, "clipped_fraction", float(clips.mean())),
+                    (step, td.TRAIN, "steps_per_second", n / seconds),
+                ]
+                if chief:
+                    td.append_measurements(workdir, rows)
+                check_divergence(check_divergence_after, losses, norms, first_loss, factor)
+                if should_evaluate(step, config):
+                    metrics = self.evaluate(eval_ds)
+                    for name, value in metrics.items():
+                        if not math.isfinite(value):
+                            raise Diverged(step, f"validation {name}", value)
+                    if chief:
+                        td.append_measurements(
+                            workdir, [(step, td.VALIDATION, k, v) for k, v in metrics.items()]
+                        )
+                    best.on_epoch_end(step, metrics)
+                    last_eval = (
+                        f" | val {self.objective['metric']} "
+                        f"{metrics[self.objective['metric']]:.4f}"
+                    )
+                with writer.as_default(step=step):
+                    tf.summary.scalar("train/loss", float(np.mean(losses)))
+                    tf.summary.scalar("train/grad_norm", float(np.mean(norms)))
+                    tf.summary.scalar("train/learning_rate", lr)
+                    if last_eval and should_evaluate(step, config):
+                        for name, value in metrics.items():
+                            tf.summary.scalar(f"validation/{name}", value)
+                if should_checkpoint(step, config):
+                    if self.config["model"].get("batch_norm") in _UNSYNCED_BN:
+                        batchnorm.sync_moving_statistics(self.model, self.strategy)
+                    latest.save(step)
+                    if chief:
+                        td.write_status(workdir, td.RUNNING, step=step)
+                self._log(
+                    f"step {step}/{config['max_train_steps']} | {n / seconds:.1f} steps/s | "
+                    f"{n * config['batch_size'] / seconds:.0f} examples/s | "
+                    f"loss {float(np.mean(losses)):.4f}{last_eval}"
+                )
+        except Diverged as e:
+            self._log(f"diverged: {e}")
+            return self._finish(td.DIVERGED, str(e), e.step, train_seconds, wall_start)
+        finally:
+            writer.flush()
+            latest.close()
+        return self._finish(td.COMPLETED, "", step, train_seconds, wall_start)
+
+    def _finish(self, status, reason, step, train_seconds, wall_start):
+        rows = td.read_measurements(self.workdir) if self.is_chief else []
+        points = [
+            (r["step"], r["value"])
+            for r in rows
+            if r["split"] == td.VALIDATION and r["metric"] == self.objective["metric"]
+        ]
+        best = selection.best_of(points, self.objective["goal"])
+        fields = dict(
+            step=step,
+            best_step=best[0] if best else None,
+            best_value=best[1] if best else None,
+            train_seconds=train_seconds,
+            wall_seconds=time.time() - wall_start,
+        )
+        if not self.is_chief:
+            return dict(fields, status=status, reason=reason)
+        return td.write_status(self.workdir, status, reason, **fields)
+
+
+def prepare_workdir(workdir, config):
+    """Checks that `workdir` is new or holds a run of the same config; returns its status or None.
+
+    Raises:
+      ConfigError: when the directory holds a different config, or cannot be written.
+    """
+    existing = os.path.join(workdir, td.CONFIG)
+    if os.path.exists(existing):
+        try:
+            saved = td.read_json(existing)
+        except td.DamagedFileError:
+            saved = None
+        if saved is not None and saved != config:
+            keys = [k for k in config_lib.flat_keys(config) if _get(saved, k) != _get(config, k)]
+            raise config_lib.ConfigError(
+                f"--workdir={workdir!r} holds a run of a different config (differs at: "
+                f"{', '.join(keys[:8]) or 'structure'}); use a new --workdir to train it"
+            )
+        return td.read_status(workdir) if os.path.exists(os.path.join(workdir, td.STATUS)) else None
+    parent = os.path.dirname(os.path.abspath(workdir))
+    probe = parent
+    while not os.path.exists(probe):
+        probe = os.path.dirname(probe)
+    if not os.access(probe, os.W_OK):
+        raise config_lib.ConfigError(f"--workdir={workdir!r} is not writable")
+    return None
+
+
+def _get(config, key):
+    try:
+        return config_lib.get_path(config, key)
+    except KeyError:
+        return None
+
+
+def train(config, workdir, runtime, strategy=None):
+    """Trains one configuration into `workdir` (the trial directory); resumes if interrupted.
+
+    Everything that can be wrong with the input is checked before anything is written.
+
+    Returns:
+      The final status dict.
+    """
+    previous = prepare_workdir(workdir, config)
+    if previous and previous["status"] in td.FINISHED:
+        if runtime.verbose:
+            print(f"{workdir}: already {previous['status']}; nothing to do", flush=True)
+        return previous
+    trainer = Trainer(config, workdir, runtime, strategy)
+    if trainer.is_chief:
+        os.makedirs(workdir, exist_ok=True)
+        td.write_config(workdir, config)
+    return trainer.run()
