@@ -57,6 +57,8 @@ def get_config():
         "schedule": {
             "name": "cosine",
             "warmup_steps": 0,
+            "decay_start_step": 0,
+            "decay_steps": 0,
             "end_factor": 0.0,
         },
         "study": {

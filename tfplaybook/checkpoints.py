@@ -96,6 +96,7 @@ class LatestCheckpoint:
 
     def __init__(self, directory, is_chief=True, max_to_keep=2, **objects):
         self.checkpoint = tf.train.Checkpoint(**objects)
+        self.directory = directory
         self.is_chief = is_chief
         self._scratch = None if is_chief else tempfile.mkdtemp(prefix="tfplaybook-worker-ckpt-")
         self.manager = tf.train.CheckpointManager(
@@ -104,7 +105,8 @@ class LatestCheckpoint:
 
     def restore(self):
         """Restores the newest checkpoint; returns its path or None when there is none."""
-        path = self.manager.latest_checkpoint
+        # Every worker restores from the chief's (shared) directory, so all resume in step.
+        path = tf.train.latest_checkpoint(self.directory)
         if path:
             self.checkpoint.restore(path).expect_partial()
         return path

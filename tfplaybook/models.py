@@ -19,7 +19,10 @@ def _norm(cfg, name):
     kind = cfg.get("normalization", "batch")
     if kind == "batch":
         return batchnorm.make_batch_norm(
-            cfg.get("batch_norm", "sync"), cfg.get("virtual_batch_size", 64), name=name
+            cfg.get("batch_norm", "sync"),
+            cfg.get("virtual_batch_size", 64),
+            momentum=cfg.get("bn_momentum", 0.99),
+            name=name,
         )
     if kind == "layer":
         return keras.layers.LayerNormalization(name=name)

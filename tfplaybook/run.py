@@ -61,7 +61,7 @@ def run_train():
     print(
         f"{status['status']}: best validation {config['objective']['metric']} "
         f"{best if best is None else round(best, 4)} at step {status.get('best_step')} "
-        f"of {config['max_train_steps']} ({workdir})"
+        f"of {config['max_train_steps']} ({workdir}; weights {status.get('weights_digest')})"
     )
     return 0 if status["status"] != "failed" else 1
 

@@ -11,6 +11,7 @@ replica, before their own all-reduce, which would be the wrong norm under a stra
 """
 
 import dataclasses
+import hashlib
 import math
 import os
 import time
@@ -27,8 +28,6 @@ from tfplaybook import strategy as strategy_lib
 from tfplaybook import trial_dir as td
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
-# Batch-norm modes whose moving statistics differ per replica until averaged (checklist 94).
-_UNSYNCED_BN = ("per_replica", "ghost")
 
 
 @dataclasses.dataclass
@@ -116,19 +115,17 @@ class Trainer:
         self.replicas = self.strategy.num_replicas_in_sync
         strategy_lib.check_batch_size(config["batch_size"], self.strategy)
         self.task_type, self.task_id, self.is_chief = strategy_lib.task_info(self.strategy)
-        model_cfg = config["model"]
         if (
             runtime.jit_compile
             and self.replicas > 1
             and not isinstance(self.strategy, tf.distribute.TPUStrategy)
-            and model_cfg.get("normalization", "batch") == "batch"
-            and model_cfg.get("batch_norm", "sync") == "sync"
         ):
-            # Synchronized BN all-reduces inside the compiled step, which XLA cannot do on
-            # CPU/GPU replicas (TPUStrategy compiles the whole step and supports it).
+            # Measured here: an XLA-compiled replica step under MirroredStrategy can interleave its
+            # collectives differently per replica (shape-mismatch aborts) and fails outright with
+            # synchronized batch norm. TPUStrategy compiles the whole step and has neither problem.
             raise config_lib.ConfigError(
-                f"--jit_compile with {self.replicas} replicas and model.batch_norm='sync' is not "
-                "supported outside TPUs; use model.batch_norm=per_replica or ghost with XLA"
+                f"--jit_compile with {self.replicas} CPU/GPU replicas is not supported; use it "
+                "with one device (--strategy=cpu or one_device) or on TPUs"
             )
         self.objective = config.get("objective", {"metric": "accuracy", "goal": "max"})
         if self.objective.get("goal") not in selection.GOALS:
@@ -253,8 +250,7 @@ class Trainer:
     # ----------------------------------------------------------------------------- running
 
     def evaluate(self, eval_ds):
-        if self.config["model"].get("batch_norm") in _UNSYNCED_BN:
-            batchnorm.sync_moving_statistics(self.model, self.strategy)
+        batchnorm.sync_moving_statistics(self.model, self.strategy)  # Checklist 94-95.
         self.eval_loss.reset_state()
         self.eval_accuracy.reset_state()
         self._eval_loop(iter(eval_ds), tf.constant(self.eval_steps))
@@ -384,8 +380,7 @@ class Trainer:
                         for name, value in metrics.items():
                             tf.summary.scalar(f"validation/{name}", value)
                 if should_checkpoint(step, config):
-                    if self.config["model"].get("batch_norm") in _UNSYNCED_BN:
-                        batchnorm.sync_moving_statistics(self.model, self.strategy)
+                    batchnorm.sync_moving_statistics(self.model, self.strategy)  # Checklist 94-95.
                     latest.save(step)
                     if chief:
                         td.write_status(workdir, td.RUNNING, step=step)
@@ -410,7 +405,9 @@ class Trainer:
             if r["split"] == td.VALIDATION and r["metric"] == self.objective["metric"]
         ]
         best = selection.best_of(points, self.objective["goal"])
+        digest = hashlib.sha256(b"".join(w.tobytes() for w in self.model.get_weights()))
         fields = dict(
+            weights_digest=digest.hexdigest()[:16],
             step=step,
             best_step=best[0] if best else None,
             best_value=best[1] if best else None,

@@ -1,0 +1,31 @@
+"""tfplaybook: Google's Deep Learning Tuning Playbook as software."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="tfplaybook",
+    version="0.1.0",
+    description="Run tuning studies the Deep Learning Tuning Playbook way, on TPUs, GPUs or CPU.",
+    long_description=open("README.md").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["tfplaybook", "tfplaybook.*"]),
+    install_requires=[
+        "tensorflow>=2.16",
+        "keras>=3",
+        "keras-tuner>=1.4",
+        "tensorflow-datasets>=4.9",
+        # TFDS imports it at run time but does not declare it.
+        "importlib_resources",
+        "absl-py",
+        "numpy",
+        "scipy",
+        "scikit-learn",
+        "matplotlib",
+        "tensorboard",
+    ],
+    extras_require={
+        "test": ["pytest", "pandas"],
+        "dev": ["pytest", "pandas", "black", "isort", "ruff"],
+    },
+)

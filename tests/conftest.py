@@ -1,0 +1,51 @@
+"""Shared test setup.
+
+Two tiers: pure-Python tests never import TensorFlow; TensorFlow tests run on two logical CPU
+devices, which must be configured before TensorFlow initialises: the session fixture below does it
+whenever a collected test module imported TensorFlow.
+"""
+
+import os
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _two_cpu_replicas():
+    if "tensorflow" in sys.modules:
+        from tfplaybook import strategy
+
+        strategy.split_cpu(2)
+
+
+@pytest.fixture
+def experiment_config():
+    """Loads a shipped experiment by name with KEY=VALUE overrides applied."""
+    from tfplaybook import config as config_lib
+
+    def load(name="digits_cnn", *overrides):
+        path = os.path.join(REPO, "experiments", f"{name}.py")
+        return config_lib.apply_overrides(config_lib.load_experiment(path), overrides)
+
+    return load
+
+
+def run_cli(*args, env=None, timeout=300, cwd=None):
+    """Runs `python -m tfplaybook.run ARGS` and returns the CompletedProcess."""
+    import subprocess
+
+    full_env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2")
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "tfplaybook.run", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+        cwd=cwd or REPO,
+    )
