@@ -5,12 +5,16 @@
 
 from absl import flags
 
-MODES = ("train",)
+MODES = ("tune", "train", "list")
 STRATEGIES = ("auto", "tpu", "mirrored", "multi_worker", "one_device", "cpu")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
 MODE = flags.DEFINE_enum(
-    "mode", "train", MODES, "What to do: train trains one configuration of the experiment."
+    "mode",
+    "tune",
+    MODES,
+    "What to do: tune runs (or resumes) the experiment's study, train trains one configuration, "
+    "list prints the study index of the runs root.",
 )
 EXPERIMENT = flags.DEFINE_string(
     "experiment",
@@ -81,3 +85,31 @@ STEPS_PER_LOOP = flags.DEFINE_integer(
     lower_bound=1,
 )
 QUIET = flags.DEFINE_bool("quiet", False, "Print no per-loop progress lines.")
+NOTES = flags.DEFINE_string(
+    "notes", "", "A short description of the study, stored in the runs root's study index."
+)
+RUNS_ROOT = flags.DEFINE_string(
+    "runs_root",
+    None,
+    "Directory holding the study index (index.sqlite); default: the parent of --workdir, or runs.",
+)
+TUNER_ROLE = flags.DEFINE_enum(
+    "tuner_role",
+    "none",
+    ("none", "chief", "worker"),
+    "Distributed tuning role: chief serves the oracle over gRPC and runs no trials, worker runs "
+    "trials it gets from the chief, none tunes in this process alone.",
+)
+TUNER_CHIEF_ADDRESS = flags.DEFINE_string(
+    "tuner_chief_address",
+    "127.0.0.1",
+    "Address the tuning chief binds to and workers connect to; loopback unless set explicitly.",
+)
+TUNER_CHIEF_PORT = flags.DEFINE_integer(
+    "tuner_chief_port", 8470, "TCP port of the tuning chief's gRPC server.", lower_bound=1
+)
+TUNER_ID = flags.DEFINE_string(
+    "tuner_id",
+    None,
+    "Name of this tuning worker (unique per worker); default worker-<hostname>-<pid>.",
+)

@@ -5,6 +5,7 @@ and exit status 2, with nothing written.
 """
 
 import os
+import socket
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -66,7 +67,65 @@ def run_train():
     return 0 if status["status"] != "failed" else 1
 
 
-_MODES = {"train": run_train}
+def configure_tuning_role():
+    """Sets keras-tuner's chief/worker variables from the flags (none: a local study)."""
+    role = flags.TUNER_ROLE.value
+    for key in ("KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT", "KERASTUNER_TUNER_ID"):
+        os.environ.pop(key, None)
+    if role == "none":
+        return
+    os.environ["KERASTUNER_ORACLE_IP"] = flags.TUNER_CHIEF_ADDRESS.value
+    os.environ["KERASTUNER_ORACLE_PORT"] = str(flags.TUNER_CHIEF_PORT.value)
+    worker_id = flags.TUNER_ID.value or f"worker-{socket.gethostname()}-{os.getpid()}"
+    os.environ["KERASTUNER_TUNER_ID"] = "chief" if role == "chief" else worker_id
+
+
+def run_tune():
+    """--mode=tune: run or resume the experiment's study in --workdir."""
+    from tfplaybook import tracking, tuner
+
+    config, path = load_config()
+    workdir = flags.WORKDIR.value or default_workdir(path)
+    tuner.prepare_study(config, workdir)
+    configure_tuning_role()
+    index = tracking.StudyIndex(flags.RUNS_ROOT.value or os.path.dirname(os.path.abspath(workdir)))
+    role = flags.TUNER_ROLE.value
+    if role != "worker":
+        index.record(workdir, config, path, flags.NOTES.value, " ".join(sys.argv), "running")
+    study = tuner.tune(config, workdir, runtime(), path)
+    if role == "worker":
+        return 0
+    summary = tracking.summarize(workdir, config)
+    index.record(
+        workdir,
+        config,
+        path,
+        flags.NOTES.value,
+        " ".join(sys.argv),
+        summary["status"],
+        summary["trials"],
+        summary["best_value"],
+    )
+    print(
+        f"study {workdir}: {summary['trials']} trials, best validation "
+        f"{config['objective']['metric']} {summary['best_value']} ({summary['status']})"
+    )
+    del study
+    return 0
+
+
+def run_list():
+    """--mode=list: print the study index of the runs root as a table."""
+    from tfplaybook import tracking
+
+    root = flags.RUNS_ROOT.value or (
+        os.path.dirname(os.path.abspath(flags.WORKDIR.value)) if flags.WORKDIR.value else "runs"
+    )
+    print(tracking.StudyIndex(root, create=False).table())
+    return 0
+
+
+_MODES = {"tune": run_tune, "train": run_train, "list": run_list}
 
 
 def _quiet_libraries():

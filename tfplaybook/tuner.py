@@ -1,0 +1,165 @@
+"""Studies: a keras-tuner `BaseTuner` whose trials run the foundation training loop.
+
+The study directory is the keras-tuner project directory: `oracle.json` and `tuner*.json` (the
+oracle's position, so a re-run resumes), `study.json` (what was searched, for analysis), and one
+trial directory per trial (`trial_NNNN/`, the foundation's trial-directory format plus
+`hparams.json`). Every trial has the same `max_train_steps` (checklist 68) and is scored by its
+best validation value over training (checklist 43). A diverged trial is reported to the oracle as
+a completed, *infeasible* result (the metric `infeasible` = 1): keras-tuner would otherwise retry
+it or count it towards stopping the study, and the playbook wants it counted and plotted
+(checklist 41, 63).
+
+Tuning across machines uses keras-tuner's own chief/worker engine: the chief serves the oracle
+over gRPC (bound to loopback unless an address is given) and runs no trials; each worker runs one
+trial at a time (`KERASTUNER_ORACLE_IP`, `KERASTUNER_ORACLE_PORT`, `KERASTUNER_TUNER_ID`).
+"""
+
+import os
+import time
+
+import keras
+import keras_tuner
+
+from tfplaybook import config as config_lib
+from tfplaybook import train
+from tfplaybook import trial_dir as td
+from tfplaybook.search import oracles, space as space_lib
+
+ORACLES = ("quasi_random", "bayesian")
+STUDY = "study.json"
+
+
+def make_oracle(config, space):
+    study = config["study"]
+    name = study.get("oracle", "quasi_random")
+    objective = oracles.make_objective(config["objective"])
+    common = dict(
+        search_space=space,
+        objective=objective,
+        max_trials=study["max_trials"],
+        seed=study.get("seed", config["seed"]),
+    )
+    if name == "quasi_random":
+        return oracles.QuasiRandomOracle(sampler=study.get("sampler", "halton"), **common)
+    if name == "bayesian":
+        return oracles.BayesianOracle(**common)
+    raise config_lib.ConfigError(f"study.oracle={name!r} is not one of {', '.join(ORACLES)}")
+
+
+def infeasible_value(goal):
+    """The objective reported for a diverged trial with no evaluation (worst possible)."""
+    return 0.0 if goal == "max" else 1e30
+
+
+class PlaybookTuner(keras_tuner.engine.base_tuner.BaseTuner):
+    """Runs each trial with `tfplaybook.train.train` into the trial's directory."""
+
+    def __init__(self, oracle, base_config, space, runtime, study_dir, **kwargs):
+        self.base_config = base_config
+        self.space = space
+        self.runtime = runtime
+        self.study_started = time.time()
+        self.best_so_far = None
+        study_dir = os.path.abspath(study_dir)
+        super().__init__(
+            oracle=oracle,
+            directory=os.path.dirname(study_dir),
+            project_name=os.path.basename(study_dir),
+            overwrite=False,
+            **kwargs,
+        )
+
+    def run_trial(self, trial, *args, **kwargs):
+        values = trial.hyperparameters.values
+        config = self.space.apply(self.base_config, values)
+        directory = self.get_trial_dir(trial.trial_id)
+        os.makedirs(directory, exist_ok=True)
+        td.atomic_write_json(os.path.join(directory, td.HPARAMS), self.space.hparams(values))
+        status = train.train(config, directory, self.runtime)
+        keras.backend.clear_session()  # Free the finished trial's graphs and models.
+        objective = config["objective"]
+        best = status.get("best_value")
+        if status["status"] == td.COMPLETED and best is not None:
+            return {objective["metric"]: best, oracles.INFEASIBLE_METRIC: 0.0}
+        # Diverged (or no evaluation): counted and plotted as infeasible, never retried.
+        return {
+            objective["metric"]: best if best is not None else infeasible_value(objective["goal"]),
+            oracles.INFEASIBLE_METRIC: 1.0,
+        }
+
+    def on_trial_end(self, trial):
+        super().on_trial_end(trial)
+        status = td.read_status(self.get_trial_dir(trial.trial_id)) or {}
+        value = status.get("best_value")
+        goal = self.base_config["objective"]["goal"]
+        if status.get("status") == td.COMPLETED and value is not None:
+            if self.best_so_far is None or (
+                value > self.best_so_far if goal == "max" else value < self.best_so_far
+            ):
+                self.best_so_far = value
+        done = len(self.oracle.trials)
+        left = max(0, self.oracle.max_trials - done)
+        shown = ", ".join(f"{k}={_short(v)}" for k, v in trial.hyperparameters.values.items())
+        print(
+            f"trial {trial.trial_id} | {shown} | {status.get('status', '?')} | best "
+            f"{_short(value)} | best so far {_short(self.best_so_far)} | {left} left | "
+            f"{time.time() - self.study_started:.0f} s",
+            flush=True,
+        )
+
+
+def _short(value):
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def write_study_json(study_dir, config, space, experiment_path):
+    study = config["study"]
+    td.atomic_write_json(
+        os.path.join(study_dir, STUDY),
+        {
+            "name": study.get("name", os.path.basename(study_dir)),
+            "experiment": experiment_path,
+            "objective": config["objective"],
+            "max_trials": study["max_trials"],
+            "oracle": study.get("oracle", "quasi_random"),
+            "search_space": space.to_spec(),
+            "max_train_steps": config["max_train_steps"],
+            "batch_size": config["batch_size"],
+        },
+    )
+
+
+def prepare_study(config, study_dir):
+    """Validates the study and the study directory before anything is written.
+
+    Returns:
+      The parsed SearchSpace.
+    """
+    if "study" not in config:
+        raise config_lib.ConfigError("the experiment has no 'study' section to tune")
+    max_trials = config["study"].get("max_trials")
+    if not isinstance(max_trials, int) or max_trials < 1:
+        raise config_lib.ConfigError(f"study.max_trials={max_trials!r} must be a positive integer")
+    space = space_lib.SearchSpace.from_config(config)
+    existing = os.path.join(study_dir, STUDY)
+    if os.path.exists(existing):
+        saved = td.read_json(existing)
+        if saved.get("search_space") != space.to_spec():
+            raise config_lib.ConfigError(
+                f"--workdir={study_dir!r} holds a study over a different search space; use a new "
+                "--workdir"
+            )
+    return space
+
+
+def tune(config, study_dir, runtime, experiment_path):
+    """Runs (or resumes) the study in `study_dir`; returns the tuner."""
+    space = prepare_study(config, study_dir)
+    oracle = make_oracle(config, space)
+    tuner = PlaybookTuner(oracle, config, space, runtime, study_dir)
+    os.makedirs(study_dir, exist_ok=True)
+    write_study_json(study_dir, config, space, experiment_path)
+    tuner.search(verbose=0)
+    return tuner
