@@ -5,7 +5,7 @@
 
 from absl import flags
 
-MODES = ("tune", "train", "list")
+MODES = ("tune", "train", "analyze", "list")
 STRATEGIES = ("auto", "tpu", "mirrored", "multi_worker", "one_device", "cpu")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
@@ -14,7 +14,8 @@ MODE = flags.DEFINE_enum(
     "tune",
     MODES,
     "What to do: tune runs (or resumes) the experiment's study, train trains one configuration, "
-    "list prints the study index of the runs root.",
+    "analyze (re)writes a study's report from its files, list prints the study index of the runs "
+    "root.",
 )
 EXPERIMENT = flags.DEFINE_string(
     "experiment",

@@ -95,6 +95,7 @@ def run_tune():
     study = tuner.tune(config, workdir, runtime(), path)
     if role == "worker":
         return 0
+    report = write_report(workdir)
     summary = tracking.summarize(workdir, config)
     index.record(
         workdir,
@@ -110,7 +111,27 @@ def run_tune():
         f"study {workdir}: {summary['trials']} trials, best validation "
         f"{config['objective']['metric']} {summary['best_value']} ({summary['status']})"
     )
+    print(f"report: {report}")
     del study
+    return 0
+
+
+def write_report(study_dir):
+    from tfplaybook.analysis import report
+
+    return report.write_report(study_dir)
+
+
+def run_analyze():
+    """--mode=analyze: (re)write the report of the study in --workdir from its files alone."""
+    workdir = flags.WORKDIR.value
+    if not workdir or not os.path.isdir(workdir):
+        raise config_lib.ConfigError(f"--workdir={workdir!r} is not a study directory")
+    from tfplaybook import tracking
+
+    if not tracking.trial_dirs(workdir):
+        raise config_lib.ConfigError(f"--workdir={workdir!r} holds no trials to analyze")
+    print(f"report: {write_report(workdir)}")
     return 0
 
 
@@ -125,7 +146,7 @@ def run_list():
     return 0
 
 
-_MODES = {"tune": run_tune, "train": run_train, "list": run_list}
+_MODES = {"tune": run_tune, "train": run_train, "list": run_list, "analyze": run_analyze}
 
 
 def _quiet_libraries():

@@ -21,7 +21,7 @@ import keras
 import keras_tuner
 
 from tfplaybook import config as config_lib
-from tfplaybook import train
+from tfplaybook import tracking, train
 from tfplaybook import trial_dir as td
 from tfplaybook.search import oracles, space as space_lib
 
@@ -60,6 +60,8 @@ class PlaybookTuner(keras_tuner.engine.base_tuner.BaseTuner):
         self.runtime = runtime
         self.study_started = time.time()
         self.best_so_far = None
+        if os.path.isdir(study_dir):  # A resumed study keeps counting from its finished trials.
+            self.best_so_far = tracking.summarize(study_dir, base_config)["best_value"]
         study_dir = os.path.abspath(study_dir)
         super().__init__(
             oracle=oracle,
@@ -97,8 +99,9 @@ class PlaybookTuner(keras_tuner.engine.base_tuner.BaseTuner):
                 value > self.best_so_far if goal == "max" else value < self.best_so_far
             ):
                 self.best_so_far = value
-        done = len(self.oracle.trials)
-        left = max(0, self.oracle.max_trials - done)
+        # Counted from the trial directories: a distributed worker's oracle is a gRPC client.
+        summary = tracking.summarize(self.project_dir, self.base_config)
+        left = max(0, self.base_config["study"]["max_trials"] - summary["trials"])
         shown = ", ".join(f"{k}={_short(v)}" for k, v in trial.hyperparameters.values.items())
         print(
             f"trial {trial.trial_id} | {shown} | {status.get('status', '?')} | best "

@@ -1,0 +1,10 @@
+"""Studies' search machinery: search spaces, quasi-random samplers, Gaussian-process Bayesian
+optimisation and the keras-tuner oracles built on them.
+
+`space`, `halton`, `gp` and `bayes` are pure NumPy/SciPy. `oracles` imports keras_tuner (and so
+Keras): import it explicitly, `from tfplaybook.search import oracles`.
+"""
+
+from tfplaybook.search.space import SearchSpace, parse
+
+__all__ = ["SearchSpace", "parse"]
