@@ -39,7 +39,11 @@ EPS = 1e-3
 
 @pytest.fixture(scope="module")
 def strategy():
-    return tf.distribute.MirroredStrategy(["/device:CPU:0", "/device:CPU:1"])
+    # The process-wide strategy: a second MirroredStrategy over the same devices would reuse
+    # collective keys of the training tests.
+    from tfplaybook.strategy import get_strategy
+
+    return get_strategy("mirrored", "local", 2)
 
 
 def _distribute(strategy, parts):

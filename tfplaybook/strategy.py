@@ -66,6 +66,21 @@ def _cpu_devices(num_cpu_replicas):
     return [f"/device:CPU:{i}" for i in range(num_cpu_replicas)]
 
 
+_CACHE = {}
+
+
+def _once(key, make):
+    """Creates each distributed strategy once per process and reuses it.
+
+    Trials of a study share one strategy: two MirroredStrategy objects over the same devices
+    derive the same collective keys, and their collectives then collide (measured here as
+    "Shape mismatch in the collective instance" aborts). A TPU system is also initialised once.
+    """
+    if key not in _CACHE:
+        _CACHE[key] = make()
+    return _CACHE[key]
+
+
 def get_strategy(name="auto", tpu="local", num_cpu_replicas=1):
     """Returns the strategy for `--strategy`.
 
@@ -91,7 +106,7 @@ def get_strategy(name="auto", tpu="local", num_cpu_replicas=1):
                 "--strategy=tpu: no local TPU device on this host and no --tpu address given; "
                 "use --strategy=auto, mirrored or cpu"
             )
-        return _tpu_strategy(tpu)
+        return _once(("tpu", tpu), lambda: _tpu_strategy(tpu))
 
     import tensorflow as tf
 
@@ -102,14 +117,14 @@ def get_strategy(name="auto", tpu="local", num_cpu_replicas=1):
         return tf.distribute.OneDeviceStrategy("/gpu:0" if gpus else "/cpu:0")
     if name == "cpu":
         if num_cpu_replicas > 1:
-            return tf.distribute.MirroredStrategy(_cpu_devices(num_cpu_replicas))
+            return _mirrored(_cpu_devices(num_cpu_replicas))
         return tf.distribute.get_strategy()
     if gpus and num_cpu_replicas > 1:
         raise ConfigError("--num_cpu_replicas applies only without GPUs; this host has GPUs")
     if gpus:
-        return tf.distribute.MirroredStrategy()
+        return _mirrored(None)
     if name == "mirrored" or num_cpu_replicas > 1:
-        return tf.distribute.MirroredStrategy(_cpu_devices(num_cpu_replicas))
+        return _mirrored(_cpu_devices(num_cpu_replicas))
     return tf.distribute.get_strategy()
 
 
@@ -126,7 +141,14 @@ def _multi_worker_strategy():
             "--strategy=multi_worker needs TF_CONFIG as JSON with 'cluster' and 'task' "
             f"(got {raw[:80]!r})"
         )
-    return tf.distribute.MultiWorkerMirroredStrategy()
+    return _once(("multi_worker", raw), tf.distribute.MultiWorkerMirroredStrategy)
+
+
+def _mirrored(devices):
+    import tensorflow as tf
+
+    key = ("mirrored", tuple(devices) if devices else None)
+    return _once(key, lambda: tf.distribute.MirroredStrategy(devices))
 
 
 def task_info(strategy):
