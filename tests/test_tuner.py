@@ -55,6 +55,20 @@ def test_small_study_writes_trials_report_and_index(tmp_path):
     assert rows[0]["status"] == "completed" and rows[0]["best_value"] > 0.5
     listing = run_cli("--mode=list", f"--runs_root={tmp_path / 'runs'}")
     assert listing.returncode == 0 and "smoke study" in listing.stdout
+    # TensorBoard's HParams plugin: the study's config and every trial's values.
+    assert "hparams" in plugin_names(study / "tensorboard")
+    for trial in tracking.trial_dirs(study):
+        assert "hparams" in plugin_names(os.path.join(trial, "tensorboard"))
+
+
+def plugin_names(directory):
+    import tensorflow as tf
+
+    names = set()
+    for name in os.listdir(directory):
+        for event in tf.compat.v1.train.summary_iterator(os.path.join(directory, name)):
+            names.update(v.metadata.plugin_data.plugin_name for v in event.summary.value)
+    return names
 
 
 def test_diverged_trials_are_recorded_infeasible_not_retried(tmp_path):

@@ -316,6 +316,8 @@ class Trainer:
             if chief
             else tf.summary.create_noop_writer()
         )
+        if chief:
+            write_trial_hparams(writer, workdir)
         train_ds, eval_ds = self._datasets(shuffle_seed)
         iterator = iter(train_ds)
         factor = config.get("divergence_loss_factor", 0.0)
@@ -417,6 +419,22 @@ class Trainer:
         if not self.is_chief:
             return dict(fields, status=status, reason=reason)
         return td.write_status(self.workdir, status, reason, **fields)
+
+
+def write_trial_hparams(writer, workdir):
+    """TensorBoard HParams-plugin summary of a study trial, from its hparams.json."""
+    path = os.path.join(workdir, td.HPARAMS)
+    if not os.path.exists(path):
+        return
+    from tensorboard.plugins.hparams import api as hp
+
+    values = {
+        k: v
+        for k, v in td.read_json(path)["values"].items()
+        if isinstance(v, (bool, int, float, str))
+    }
+    with writer.as_default():
+        hp.hparams(values, trial_id=os.path.basename(os.path.normpath(workdir)))
 
 
 def prepare_workdir(workdir, config):

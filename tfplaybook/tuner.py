@@ -134,6 +134,29 @@ def write_study_json(study_dir, config, space, experiment_path):
     )
 
 
+def write_hparams_config(study_dir, space, objective):
+    """The study-level HParams-plugin config, so `tensorboard --logdir STUDY` shows the
+    hyperparameter table and parallel coordinates next to each trial's scalars."""
+    import tensorflow as tf
+    from tensorboard.plugins.hparams import api as hp
+
+    hparams = [
+        hp.HParam(d["id"], description=f"{d['role']}, {d['scale']}")
+        for d in space.describe()
+        if d["role"] != "fixed"
+    ]
+    metrics = [
+        hp.Metric(
+            f"validation/{objective['metric']}",
+            display_name="validation " f"{objective['metric']} (per evaluation)",
+        ),
+        hp.Metric("validation/loss"),
+        hp.Metric("train/loss"),
+    ]
+    with tf.summary.create_file_writer(os.path.join(study_dir, td.TENSORBOARD)).as_default():
+        hp.hparams_config(hparams=hparams, metrics=metrics)
+
+
 def prepare_study(config, study_dir):
     """Validates the study and the study directory before anything is written.
 
@@ -164,5 +187,7 @@ def tune(config, study_dir, runtime, experiment_path):
     tuner = PlaybookTuner(oracle, config, space, runtime, study_dir)
     os.makedirs(study_dir, exist_ok=True)
     write_study_json(study_dir, config, space, experiment_path)
+    if os.environ.get("KERASTUNER_TUNER_ID") in (None, "chief"):  # Workers leave it to the chief.
+        write_hparams_config(study_dir, space, config["objective"])
     tuner.search(verbose=0)
     return tuner
