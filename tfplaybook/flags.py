@@ -5,7 +5,17 @@
 
 from absl import flags
 
-MODES = ("tune", "train", "analyze", "list")
+MODES = (
+    "tune",
+    "train",
+    "analyze",
+    "list",
+    "batch_sweep",
+    "lr_sweep",
+    "warmup_sweep",
+    "probe",
+    "clip_advice",
+)
 STRATEGIES = ("auto", "tpu", "mirrored", "multi_worker", "one_device", "cpu")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
@@ -15,7 +25,8 @@ MODE = flags.DEFINE_enum(
     MODES,
     "What to do: tune runs (or resumes) the experiment's study, train trains one configuration, "
     "analyze (re)writes a study's report from its files, list prints the study index of the runs "
-    "root.",
+    "root; batch_sweep, lr_sweep, warmup_sweep, probe and clip_advice run the playbook's "
+    "procedures and write their recommendation under --workdir.",
 )
 EXPERIMENT = flags.DEFINE_string(
     "experiment",
@@ -113,4 +124,82 @@ TUNER_ID = flags.DEFINE_string(
     "tuner_id",
     None,
     "Name of this tuning worker (unique per worker); default worker-<hostname>-<pid>.",
+)
+SWEEP_START_BATCH_SIZE = flags.DEFINE_integer(
+    "sweep_start_batch_size",
+    8,
+    "Smallest batch size of --mode=batch_sweep; the sweep doubles it up to --sweep_max_batch_size.",
+    lower_bound=1,
+)
+SWEEP_MAX_BATCH_SIZE = flags.DEFINE_integer(
+    "sweep_max_batch_size",
+    1024,
+    "Largest batch size of --mode=batch_sweep (the sweep also stops at the first out-of-memory).",
+    lower_bound=1,
+)
+SWEEP_STEPS = flags.DEFINE_integer(
+    "sweep_steps",
+    20,
+    "Training steps per timed window of --mode=batch_sweep.",
+    lower_bound=1,
+)
+SWEEP_REPEATS = flags.DEFINE_integer(
+    "sweep_repeats",
+    3,
+    "Timed windows per batch size in --mode=batch_sweep, after one untimed warm-up window.",
+    lower_bound=1,
+)
+LEARNING_RATES = flags.DEFINE_string(
+    "learning_rates",
+    None,
+    "Comma-separated learning rates of --mode=lr_sweep and warmup_sweep; default a log grid "
+    "from 0.1x to 10x the config's learning rate.",
+)
+FIT_ERROR = flags.DEFINE_float(
+    "fit_error",
+    0.0,
+    "Training error at or below which an --mode=lr_sweep run counts as fitting the training set "
+    "perfectly (the playbook's 0 by default).",
+)
+UNSTABLE_LEARNING_RATE = flags.DEFINE_float(
+    "unstable_learning_rate",
+    None,
+    "The smallest unstable learning rate, given to --mode=warmup_sweep to skip its LR sweep.",
+)
+BEST_LEARNING_RATE = flags.DEFINE_float(
+    "best_learning_rate",
+    None,
+    "The best learning rate found so far, probed at 2x and --probe_multiplier x by --mode=probe; "
+    "default the config's learning rate.",
+)
+PROBE_STEPS = flags.DEFINE_integer(
+    "probe_steps",
+    500,
+    "Training steps of each --mode=probe run (the playbook's ~500; evaluation runs every step).",
+    lower_bound=1,
+)
+PROBE_MULTIPLIER = flags.DEFINE_float(
+    "probe_multiplier",
+    10.0,
+    "Learning-rate multiplier of the second --mode=probe run, between 5 and 10.",
+)
+FROM = flags.DEFINE_string(
+    "from",
+    None,
+    "Input directory: the finished trial for --mode=clip_advice, or the round-1 study whose best "
+    "trial --round=2 trains.",
+)
+ROUND = flags.DEFINE_integer(
+    "round",
+    0,
+    "Tuning round: 1 shortens the config for --mode=tune, 2 trains the best trial of --from to "
+    "the full max_train_steps with --mode=train, 0 leaves the config as it is.",
+    lower_bound=0,
+    upper_bound=2,
+)
+REPORT_STUDY = flags.DEFINE_string(
+    "report_study",
+    None,
+    "Study whose report gets the procedure's section; default the parent of --workdir when it "
+    "holds a report.",
 )

@@ -28,7 +28,14 @@ def load_config():
         config["data"]["dataset"] = flags.DATASET.value
     if flags.DATA_DIR.value:
         config["data"]["data_dir"] = flags.DATA_DIR.value
-    return config_lib.validate(config), path
+    config = config_lib.validate(config)
+    if flags.ROUND.value:
+        from tfplaybook.procedures import drivers
+
+        # Checklist 72-76: round 1 short trials, round 2 the best of them at the full budget.
+        config = drivers.round_config(config, flags.ROUND.value, flags.MODE.value, flags.FROM.value)
+        config = config_lib.validate(config)
+    return config, path
 
 
 def default_workdir(experiment_path):
@@ -146,7 +153,108 @@ def run_list():
     return 0
 
 
-_MODES = {"tune": run_tune, "train": run_train, "list": run_list, "analyze": run_analyze}
+def procedure_workdir(path, procedure):
+    return flags.WORKDIR.value or os.path.join(default_workdir(path), procedure)
+
+
+def run_batch_sweep():
+    """--mode=batch_sweep: throughput per batch size, real vs synthetic input (checklist 6-14)."""
+    from tfplaybook.procedures import drivers
+
+    config, path = load_config()
+    return _status(
+        drivers.run_batch_sweep(
+            config,
+            procedure_workdir(path, "batch_sweep"),
+            runtime(),
+            flags.SWEEP_START_BATCH_SIZE.value,
+            flags.SWEEP_MAX_BATCH_SIZE.value,
+            flags.SWEEP_STEPS.value,
+            flags.SWEEP_REPEATS.value,
+            flags.REPORT_STUDY.value,
+        )
+    )
+
+
+def run_lr_sweep():
+    """--mode=lr_sweep: constant-LR grid and the initial max_train_steps (checklist 71)."""
+    from tfplaybook.procedures import drivers
+
+    config, path = load_config()
+    workdir = procedure_workdir(path, "lr_sweep")
+    return _status(
+        drivers.run_lr_sweep(
+            config,
+            workdir,
+            runtime(),
+            flags.LEARNING_RATES.value,
+            flags.FIT_ERROR.value,
+            flags.REPORT_STUDY.value,
+        )
+    )
+
+
+def run_warmup_sweep():
+    """--mode=warmup_sweep: the unstable LR, then the shortest stable warmup (checklist 110-114)."""
+    from tfplaybook.procedures import drivers
+
+    config, path = load_config()
+    return _status(
+        drivers.run_warmup_sweep(
+            config,
+            procedure_workdir(path, "warmup_sweep"),
+            runtime(),
+            flags.LEARNING_RATES.value,
+            flags.UNSTABLE_LEARNING_RATE.value,
+            flags.REPORT_STUDY.value,
+        )
+    )
+
+
+def run_probe():
+    """--mode=probe: instability probes at 2x and 5-10x the best LR (checklist 105, 107-108)."""
+    from tfplaybook.procedures import drivers
+
+    config, path = load_config()
+    best = flags.BEST_LEARNING_RATE.value
+    return _status(
+        drivers.run_probe(
+            config,
+            procedure_workdir(path, "probe"),
+            runtime(),
+            config["optimizer"]["learning_rate"] if best is None else best,
+            flags.PROBE_STEPS.value,
+            flags.PROBE_MULTIPLIER.value,
+            flags.REPORT_STUDY.value,
+        )
+    )
+
+
+def run_clip_advice():
+    """--mode=clip_advice: a clipping threshold from --from's grad norms (checklist 115-119)."""
+    from tfplaybook.procedures import drivers
+
+    source = flags.FROM.value
+    workdir = flags.WORKDIR.value or os.path.join(source or ".", "clip_advice")
+    return _status(drivers.run_clip_advice(source, workdir, flags.REPORT_STUDY.value))
+
+
+def _status(res):
+    del res  # Printed and written by the driver; a recommendation is a success.
+    return 0
+
+
+_MODES = {
+    "tune": run_tune,
+    "train": run_train,
+    "list": run_list,
+    "analyze": run_analyze,
+    "batch_sweep": run_batch_sweep,
+    "lr_sweep": run_lr_sweep,
+    "warmup_sweep": run_warmup_sweep,
+    "probe": run_probe,
+    "clip_advice": run_clip_advice,
+}
 
 
 def _quiet_libraries():

@@ -1,0 +1,331 @@
+"""The playbook procedures as modes of `python -m tfplaybook.run`: the training-driving side.
+
+The rules (what to recommend from measurements) live in the sibling modules and never train; this
+module trains or times what they need, then writes one procedure directory per mode under the
+workdir (output.write_procedure_dir) and prints a short table and the recommendation. Every input
+is checked before anything is written or trained: a bad value is a config.ConfigError.
+"""
+
+import math
+import os
+import time
+
+from tfplaybook import config as config_lib
+from tfplaybook import tracking
+from tfplaybook import trial_dir as td
+from tfplaybook.procedures import (
+    batch_sweep,
+    clipping,
+    instability,
+    lr_sweep,
+    output,
+    rounds,
+    warmup,
+)
+
+# A log grid around the config's learning rate, half a decade apart (checklist 71c).
+DEFAULT_LR_FACTORS = (0.1, 0.316, 1.0, 3.16, 10.0)
+REPORT_FILE = "report.html"
+
+
+def parse_learning_rates(text, config):
+    """The comma-separated --learning_rates, or the default grid around the config's LR."""
+    if not text:
+        base = float(config["optimizer"]["learning_rate"])
+        return [float(f"{base * f:.4g}") for f in DEFAULT_LR_FACTORS]
+    try:
+        rates = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise config_lib.ConfigError(
+            f"--learning_rates={text!r} must be comma-separated positive numbers, e.g. 0.01,0.1,1"
+        ) from None
+    if not all(math.isfinite(r) and r > 0 for r in rates) or len(set(rates)) != len(rates):
+        raise config_lib.ConfigError(
+            f"--learning_rates={text!r} must be distinct positive finite numbers"
+        )
+    return sorted(rates)
+
+
+def _positive(name, value):
+    if value is None or not value > 0 or not math.isfinite(value):
+        raise config_lib.ConfigError(f"--{name}={value!r} must be a positive number")
+    return float(value)
+
+
+def _rule(fn, *args, **kwargs):
+    # The rules raise ValueError on bad input; on the command line that is a usage error.
+    try:
+        return fn(*args, **kwargs)
+    except config_lib.ConfigError:
+        raise
+    except ValueError as e:
+        raise config_lib.ConfigError(str(e)) from None
+
+
+def _strategy(runtime):
+    from tfplaybook import strategy as strategy_lib
+
+    return strategy_lib.get_strategy(runtime.strategy, runtime.tpu, runtime.num_cpu_replicas)
+
+
+def _cell(value):
+    return f"{value:.4g}" if isinstance(value, float) else ("" if value is None else str(value))
+
+
+def print_result(res, directory):
+    """Prints the rule's table, recommendation and overrides."""
+    table = res.get("table") or []
+    if table:
+        columns = res.get("columns") or list(dict.fromkeys(k for row in table for k in row))
+        rows = [columns] + [[_cell(row.get(c)) for c in columns] for row in table]
+        widths = [max(len(r[i]) for r in rows) for i in range(len(columns))]
+        for r in rows:
+            print("  ".join(cell.rjust(w) for cell, w in zip(r, widths)))
+    print(f"recommendation: {res['recommendation']}")
+    if res.get("overrides"):
+        print("overrides: " + " ".join(f"--override={o}" for o in res["overrides"]))
+    print(f"written: {directory}")
+
+
+def _report_study(workdir, report_study):
+    """The study whose report gets the section: --report_study, else a reported parent study."""
+    if report_study:
+        if not os.path.isdir(report_study):
+            raise config_lib.ConfigError(f"--report_study={report_study!r} is not a directory")
+        return report_study
+    parent = os.path.dirname(os.path.abspath(workdir))
+    return parent if os.path.exists(os.path.join(parent, REPORT_FILE)) else None
+
+
+def _finish(res, directory, measurements, figure, study_dir):
+    output.write_procedure_dir(directory, res, measurements, figure)
+    print_result(res, directory)
+    if study_dir:
+        from tfplaybook.analysis import report
+
+        image = os.path.relpath(os.path.join(directory, output.PLOT), study_dir)
+        section = output.report_section(res, image if figure is not None else None)
+        print(f"report: {report.write_report(study_dir, extra_sections=[section])}")
+    return res
+
+
+# --------------------------------------------------------------------------------- batch sweep
+
+
+def _time_windows(trainer, dataset, steps, repeats):
+    """Seconds per step of `repeats` windows of `steps`, after one untimed warm-up window."""
+    import tensorflow as tf
+
+    iterator = iter(dataset)
+    n = tf.constant(steps)
+    trainer._train_loop(iterator, n)[0].numpy()  # Warm-up: tracing and the pipeline's start.
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        trainer._train_loop(iterator, n)[0].numpy()  # .numpy() waits for the steps to finish.
+        times.append((time.perf_counter() - start) / steps)
+    return times
+
+
+def _measure_batch(config, batch, strategy, runtime, workdir, steps, repeats):
+    """(real record, synthetic record) for one batch size (checklist 7-8)."""
+    import tensorflow as tf
+
+    from tfplaybook import data as data_lib
+    from tfplaybook import train
+
+    try:
+        trainer = train.Trainer(dict(config, batch_size=batch), workdir, runtime, strategy)
+        real_ds, _ = trainer._datasets(config["seed"])
+        real = _time_windows(trainer, real_ds, steps, repeats)
+        synthetic_ds = strategy.distribute_datasets_from_function(
+            lambda ctx: data_lib.synthetic_batch_dataset(trainer.spec, batch, ctx)
+        )
+        synthetic = _time_windows(trainer, synthetic_ds, steps, repeats)
+    except (tf.errors.ResourceExhaustedError, MemoryError) as e:
+        oom = {"batch_size": batch, "status": "oom", "reason": str(e).splitlines()[0][:200]}
+        return oom, dict(oom)
+    return (
+        {"batch_size": batch, "status": "ok", "step_times_s": real},
+        {"batch_size": batch, "status": "ok", "step_times_s": synthetic},
+    )
+
+
+def run_batch_sweep(config, workdir, runtime, start, cap, steps, repeats, report_study=None):
+    """--mode=batch_sweep: throughput per batch size, real vs synthetic data (checklist 6-14)."""
+    if steps < 1 or repeats < 1:
+        raise config_lib.ConfigError(
+            f"--sweep_steps={steps} and --sweep_repeats={repeats} must be >= 1"
+        )
+    if start > cap:
+        raise config_lib.ConfigError(
+            f"--sweep_start_batch_size={start} exceeds --sweep_max_batch_size={cap}"
+        )
+    sizes = _rule(batch_sweep.batch_sizes, start, cap)
+    study_dir = _report_study(workdir, report_study)
+    strategy = _strategy(runtime)
+    real, synthetic = [], []
+    for batch in sizes:
+        r, s = _measure_batch(config, batch, strategy, runtime, workdir, steps, repeats)
+        real.append(r)
+        synthetic.append(s)
+        if r["status"] == "oom":  # Larger batches will not fit either (checklist 6).
+            break
+        if runtime.verbose:
+            print(f"batch {batch}: {batch / min(r['step_times_s']):.0f} examples/s", flush=True)
+    res = batch_sweep.analyze(real, synthetic, current_batch_size=config["batch_size"])
+    rows = batch_sweep.measurement_rows(real, synthetic)
+    return _finish(res, workdir, rows, batch_sweep.plot(res), study_dir)
+
+
+# --------------------------------------------------------------------------------- LR sweeps
+
+
+def _train_all(configs, dirs, runtime, strategy):
+    from tfplaybook import train
+
+    for config, directory in zip(configs, dirs):
+        train.train(config, directory, runtime, strategy)
+
+
+def _lr_dir(workdir, lr):
+    return os.path.join(workdir, f"lr_{lr:.4g}")
+
+
+def _sweep_lrs(config, workdir, runtime, strategy, rates):
+    configs = _rule(lr_sweep.lr_sweep_config, config, rates)
+    dirs = [_lr_dir(workdir, lr) for lr in rates]
+    _train_all(configs, dirs, runtime, strategy)
+    return dirs
+
+
+def run_lr_sweep(config, workdir, runtime, learning_rates, fit_error=0.0, report_study=None):
+    """--mode=lr_sweep: constant-LR grid, the step of the first perfect fit (checklist 71)."""
+    rates = parse_learning_rates(learning_rates, config)
+    if not 0.0 <= fit_error < 1.0:
+        raise config_lib.ConfigError(f"--fit_error={fit_error!r} must be in [0, 1)")
+    study_dir = _report_study(workdir, report_study)
+    dirs = _sweep_lrs(config, workdir, runtime, _strategy(runtime), rates)
+    series = lr_sweep.series_from_trials(dirs)
+    res = lr_sweep.analyze(series, fit_threshold=fit_error)
+    rows = output.series_rows(series, "learning_rate", "error")
+    return _finish(res, workdir, rows, lr_sweep.plot(series, res), study_dir)
+
+
+def run_warmup_sweep(
+    config, workdir, runtime, learning_rates, unstable_learning_rate=None, report_study=None
+):
+    """--mode=warmup_sweep: find the unstable LR, sweep warmup at 10x it (checklist 110-114)."""
+    rates = None if unstable_learning_rate else parse_learning_rates(learning_rates, config)
+    if unstable_learning_rate is not None:
+        _positive("unstable_learning_rate", unstable_learning_rate)
+    study_dir = _report_study(workdir, report_study)
+    strategy = _strategy(runtime)
+    if unstable_learning_rate is None:
+        dirs = _sweep_lrs(config, os.path.join(workdir, "lr_sweep"), runtime, strategy, rates)
+        losses = lr_sweep.series_from_trials(dirs, metric=lr_sweep.LOSS)
+        plan = warmup.plan(instability.classify(losses), config)
+        output.write_procedure_dir(
+            os.path.join(workdir, "plan"),
+            plan,
+            output.series_rows(losses, "learning_rate", "loss"),
+        )
+        print_result(plan, os.path.join(workdir, "plan"))
+        unstable = plan["numbers"].get("unstable_base_learning_rate")
+        if not unstable:
+            return plan  # Every rate was stable: no warmup needed at these rates (checklist 110).
+    else:
+        unstable = unstable_learning_rate
+    grid = _rule(warmup.warmup_steps_grid, config["max_train_steps"])
+    configs = _rule(warmup.warmup_sweep_configs, config, unstable, grid)
+    dirs = [os.path.join(workdir, f"warmup_{w}") for w in grid]
+    _train_all(configs, dirs, runtime, strategy)
+    series = lr_sweep.series_from_trials(dirs, metric=lr_sweep.LOSS, key="schedule.warmup_steps")
+    base = warmup.LR_MULTIPLIER * unstable
+    res = warmup.analyze(instability.classify(series), config, base_learning_rate=base)
+    rows = output.series_rows(series, "warmup_steps", "loss")
+    return _finish(res, workdir, rows, warmup.plot(series, base, res), study_dir)
+
+
+def run_probe(
+    config, workdir, runtime, best_learning_rate, steps, high_multiplier, report_study=None
+):
+    """--mode=probe: 2x and 5-10x LR probe runs, eval every step (checklist 105, 107-108)."""
+    best = _positive("best_learning_rate", best_learning_rate)
+    if steps < 1:
+        raise config_lib.ConfigError(f"--probe_steps={steps} must be >= 1")
+    if not 5.0 <= high_multiplier <= 10.0:
+        raise config_lib.ConfigError(
+            f"--probe_multiplier={high_multiplier} must be in [5, 10] (checklist 108)"
+        )
+    multipliers = (2.0, float(high_multiplier))
+    configs = [
+        _rule(instability.probe_config, config, best, m, max_train_steps=steps) for m in multipliers
+    ]
+    study_dir = _report_study(workdir, report_study)
+    dirs = [os.path.join(workdir, f"probe_{m:g}x") for m in multipliers]
+    _train_all(configs, dirs, runtime, _strategy(runtime))
+    runs = {}
+    for m, directory in zip(multipliers, dirs):
+        rows = td.read_measurements(directory)
+        runs[m] = td.series(rows, td.TRAIN, "loss")
+    res = instability.analyze_probes(runs, best_learning_rate=best)
+    rows = output.series_rows(runs, "lr_multiplier", "loss")
+    return _finish(res, workdir, rows, instability.plot(runs, res), study_dir)
+
+
+def run_clip_advice(source, workdir, report_study=None):
+    """--mode=clip_advice: a clipping threshold from a finished run's grad norms (115-119)."""
+    if not source or not os.path.exists(os.path.join(source, td.STATUS)):
+        raise config_lib.ConfigError(f"--from={source!r} is not a trial directory (no status.json)")
+    study_dir = _report_study(workdir, report_study)
+    steps, norms, clip_norm = clipping.read_grad_norms(source)
+    res = _rule(clipping.analyze, norms, clip_norm)
+    rows = [{"step": int(s), "grad_norm": float(n)} for s, n in zip(steps, norms)]
+    return _finish(res, workdir, rows, clipping.plot(steps, norms, res), study_dir)
+
+
+# --------------------------------------------------------------------------------- rounds
+
+
+def best_trial_config(study_dir, goal):
+    """The config of the study's best completed trial (by status.json best_value)."""
+    best = None
+    for directory in tracking.trial_dirs(study_dir):
+        try:
+            status = td.read_status(directory)
+        except td.DamagedFileError:
+            continue
+        value = status.get("best_value")
+        if status["status"] != td.COMPLETED or value is None:
+            continue
+        if best is None or (value > best[0] if goal == "max" else value < best[0]):
+            best = (value, directory)
+    if best is None:
+        raise config_lib.ConfigError(f"--from={study_dir!r} holds no completed trial")
+    return td.read_config(best[1])
+
+
+def round_config(config, round_number, mode, source):
+    """The config of a tuning round (checklist 72-76): 0 leaves `config` as it is.
+
+    Round 1 (with --mode=tune) shortens the production config; round 2 (with --mode=train) takes
+    the best trial of the round-1 study `source` to the production max_train_steps.
+    """
+    if round_number == 0:
+        return config
+    if round_number == 1:
+        if mode != "tune":
+            raise config_lib.ConfigError(f"--round=1 goes with --mode=tune, not --mode={mode}")
+        return _round_result(_rule(rounds.round1_config, config))
+    if mode != "train":
+        raise config_lib.ConfigError(f"--round=2 goes with --mode=train, not --mode={mode}")
+    if not source or not os.path.isdir(source):
+        raise config_lib.ConfigError(f"--round=2 needs --from=STUDY_DIR; got --from={source!r}")
+    best = best_trial_config(source, config["objective"]["goal"])
+    return _round_result(_rule(rounds.round2_config, best, config["max_train_steps"]))
+
+
+def _round_result(res):
+    print(f"round: {res['recommendation']}")
+    return res["config"]
