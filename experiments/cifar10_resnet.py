@@ -68,6 +68,7 @@ def get_config():
             "name": "cifar10_resnet",
             "max_trials": 20,
             "oracle": "quasi_random",
+            "design": "joint",
             "search_space": [
                 {
                     "name": "optimizer.learning_rate",

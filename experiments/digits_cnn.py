@@ -65,6 +65,7 @@ def get_config():
             "name": "digits_cnn",
             "max_trials": 8,
             "oracle": "quasi_random",
+            "design": "joint",
             "search_space": [
                 {
                     "name": "optimizer.learning_rate",

@@ -62,6 +62,7 @@ def get_config():
             "name": "digits_mlp",
             "max_trials": 8,
             "oracle": "quasi_random",
+            "design": "joint",
             "search_space": [
                 {
                     "name": "optimizer.learning_rate",

@@ -73,6 +73,7 @@ def get_config():
             "name": "synthetic_resnet",
             "max_trials": 4,
             "oracle": "quasi_random",
+            "design": "joint",
             "search_space": [
                 {
                     "name": "optimizer.learning_rate",

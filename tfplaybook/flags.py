@@ -15,6 +15,8 @@ MODES = (
     "warmup_sweep",
     "probe",
     "clip_advice",
+    "compare",
+    "bn_check",
 )
 STRATEGIES = ("auto", "tpu", "mirrored", "multi_worker", "one_device", "cpu")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
@@ -26,7 +28,9 @@ MODE = flags.DEFINE_enum(
     "What to do: tune runs (or resumes) the experiment's study, train trains one configuration, "
     "analyze (re)writes a study's report from its files, list prints the study index of the runs "
     "root; batch_sweep, lr_sweep, warmup_sweep, probe and clip_advice run the playbook's "
-    "procedures and write their recommendation under --workdir.",
+    "procedures and write their recommendation under --workdir; compare decides whether to "
+    "adopt --candidate over --baseline by rerunning both bests; bn_check prints per-replica "
+    "batch-norm statistics.",
 )
 EXPERIMENT = flags.DEFINE_string(
     "experiment",
@@ -202,4 +206,27 @@ REPORT_STUDY = flags.DEFINE_string(
     None,
     "Study whose report gets the procedure's section; default the parent of --workdir when it "
     "holds a report.",
+)
+BASELINE = flags.DEFINE_string(
+    "baseline",
+    None,
+    "Study directory of the baseline for --mode=compare (its best trial is rerun).",
+)
+CANDIDATE = flags.DEFINE_string(
+    "candidate",
+    None,
+    "Study directory of the candidate for --mode=compare (its best trial is rerun).",
+)
+RERUNS = flags.DEFINE_integer(
+    "reruns",
+    3,
+    "How many times --mode=compare re-trains each best trial with new seeds to measure trial "
+    "variance (checklist 59).",
+    lower_bound=2,
+)
+BN_CHECK_STEPS = flags.DEFINE_integer(
+    "bn_check_steps",
+    20,
+    "Training steps --mode=bn_check runs between its before and after batch-norm reports.",
+    lower_bound=1,
 )

@@ -5,6 +5,7 @@ and exit status 2, with nothing written.
 """
 
 import os
+import shlex
 import socket
 import sys
 
@@ -87,39 +88,76 @@ def configure_tuning_role():
     os.environ["KERASTUNER_TUNER_ID"] = "chief" if role == "chief" else worker_id
 
 
+def reproduction_command():
+    """The exact command line of this run (checklist 93)."""
+    return shlex.join(["python", "-m", "tfplaybook.run", *sys.argv[1:]])
+
+
+def study_plan(config, workdir):
+    """[(study_dir, config)]: one study (joint design) or one per scientific value (checklist 35)."""
+    from tfplaybook.search import designs
+
+    design = config["study"].get("design", "joint")
+    if design not in designs.DESIGNS:
+        raise config_lib.ConfigError(
+            f"study.design={design!r} is not one of {', '.join(designs.DESIGNS)}"
+        )
+    if design == "joint":
+        return [(workdir, config)]
+    plan = []
+    for label, _, entries in designs.per_value_studies(config["study"]["search_space"]):
+        study = dict(
+            config["study"],
+            search_space=entries,
+            name=f"{config['study'].get('name', 'study')}[{label}]",
+        )
+        plan.append((os.path.join(workdir, label), dict(config, study=study)))
+    return plan
+
+
 def run_tune():
-    """--mode=tune: run or resume the experiment's study in --workdir."""
+    """--mode=tune: run or resume the experiment's study (or per-value studies) in --workdir."""
     from tfplaybook import tracking, tuner
 
     config, path = load_config()
     workdir = flags.WORKDIR.value or default_workdir(path)
-    tuner.prepare_study(config, workdir)
+    plan = study_plan(config, workdir)
+    for study_dir, study_config in plan:  # Validate every study before anything is written.
+        tuner.prepare_study(study_config, study_dir)
     configure_tuning_role()
-    index = tracking.StudyIndex(flags.RUNS_ROOT.value or os.path.dirname(os.path.abspath(workdir)))
     role = flags.TUNER_ROLE.value
-    if role != "worker":
-        index.record(workdir, config, path, flags.NOTES.value, " ".join(sys.argv), "running")
-    study = tuner.tune(config, workdir, runtime(), path)
-    if role == "worker":
-        return 0
-    report = write_report(workdir)
-    summary = tracking.summarize(workdir, config)
-    index.record(
-        workdir,
-        config,
-        path,
-        flags.NOTES.value,
-        " ".join(sys.argv),
-        summary["status"],
-        summary["trials"],
-        summary["best_value"],
-    )
-    print(
-        f"study {workdir}: {summary['trials']} trials, best validation "
-        f"{config['objective']['metric']} {summary['best_value']} ({summary['status']})"
-    )
-    print(f"report: {report}")
-    del study
+    root = flags.RUNS_ROOT.value or os.path.dirname(os.path.abspath(workdir))
+    bests = []
+    for study_dir, study_config in plan:
+        index = tracking.StudyIndex(root)
+        command = reproduction_command()
+        if role != "worker":
+            index.record(study_dir, study_config, path, flags.NOTES.value, command, "running")
+        tuner.tune(study_config, study_dir, runtime(), path)
+        if role == "worker":
+            continue
+        report = write_report(study_dir)
+        summary = tracking.summarize(study_dir, study_config)
+        index.record(
+            study_dir,
+            study_config,
+            path,
+            flags.NOTES.value,
+            command,
+            summary["status"],
+            summary["trials"],
+            summary["best_value"],
+        )
+        print(
+            f"study {study_dir}: {summary['trials']} trials, best validation "
+            f"{config['objective']['metric']} {summary['best_value']} ({summary['status']})"
+        )
+        print(f"report: {report}")
+        bests.append((study_dir, summary["best_value"]))
+    if len(bests) > 1:  # Checklist 35: compare the per-value studies by their best trials.
+        print("best trial of each scientific value:")
+        for study_dir, best in bests:
+            print(f"  {os.path.basename(study_dir)}: {best}")
     return 0
 
 
@@ -239,6 +277,62 @@ def run_clip_advice():
     return _status(drivers.run_clip_advice(source, workdir, flags.REPORT_STUDY.value))
 
 
+def run_compare():
+    """--mode=compare: adopt --candidate over --baseline? Reruns both bests (checklist 57-61)."""
+    from tfplaybook import adoption
+
+    for flag, value in (
+        ("--baseline", flags.BASELINE.value),
+        ("--candidate", flags.CANDIDATE.value),
+    ):
+        if not value or not os.path.isdir(value):
+            raise config_lib.ConfigError(f"{flag}={value!r} is not a study directory")
+    for study in (flags.BASELINE.value, flags.CANDIDATE.value):
+        adoption.best_trial(study)  # Fails early, before anything is written.
+    out_dir = flags.WORKDIR.value or os.path.join("runs", "compare")
+    decision = adoption.compare_studies(
+        flags.BASELINE.value, flags.CANDIDATE.value, flags.RERUNS.value, out_dir, runtime()
+    )
+    base, cand = decision["baseline"], decision["candidate"]
+    print(f"baseline reruns: {base['values']}")
+    print(f"candidate reruns: {cand['values']}")
+    print(f"decision: {decision['decision']} ({decision['reason']})")
+    print(f"report: {os.path.join(out_dir, 'report.html')}")
+    return 0
+
+
+def run_bn_check():
+    """--mode=bn_check: per-replica batch-norm statistics before and after a few steps."""
+    import tensorflow as tf
+
+    from tfplaybook import batchnorm, train
+
+    config, _ = load_config()
+    trainer = train.Trainer(config, "", runtime())  # Writes nothing: no run() call.
+    train_ds, _ = trainer._datasets(shuffle_seed=config["seed"])
+    iterator = iter(train_ds)
+    batch = next(iterator)
+    print(f"{trainer.replicas} replica(s), model.batch_norm={config['model'].get('batch_norm')}")
+    print("before training:")
+    print(
+        "\n".join(
+            batchnorm.format_bn_report(batchnorm.bn_report(trainer.model, trainer.strategy, batch))
+        )
+    )
+    trainer._train_loop(iterator, tf.constant(flags.BN_CHECK_STEPS.value))
+    synced = batchnorm.sync_moving_statistics(trainer.model, trainer.strategy)
+    print(
+        f"after {flags.BN_CHECK_STEPS.value} steps ({synced} moving statistics averaged over "
+        "replicas, as before every evaluation and checkpoint):"
+    )
+    print(
+        "\n".join(
+            batchnorm.format_bn_report(batchnorm.bn_report(trainer.model, trainer.strategy, batch))
+        )
+    )
+    return 0
+
+
 def _status(res):
     del res  # Printed and written by the driver; a recommendation is a success.
     return 0
@@ -247,8 +341,10 @@ def _status(res):
 _MODES = {
     "tune": run_tune,
     "train": run_train,
-    "list": run_list,
     "analyze": run_analyze,
+    "compare": run_compare,
+    "list": run_list,
+    "bn_check": run_bn_check,
     "batch_sweep": run_batch_sweep,
     "lr_sweep": run_lr_sweep,
     "warmup_sweep": run_warmup_sweep,
