@@ -1,0 +1,40 @@
+"""Every shipped experiment is executed: it builds, and trains where its data exists here."""
+
+import os
+
+import numpy as np
+import pytest
+
+from conftest import REPO
+from tfplaybook import config as config_lib
+from tfplaybook import models, train
+
+
+def load(name, *overrides):
+    path = os.path.join(REPO, "experiments", f"{name}.py")
+    return config_lib.apply_overrides(config_lib.load_experiment(path), overrides)
+
+
+@pytest.mark.parametrize("name", ["digits_cnn", "digits_mlp", "synthetic_resnet"])
+def test_experiment_trains_a_few_steps_and_beats_chance(name, tmp_path):
+    config = load(name, "max_train_steps=40", "eval_every_steps=40", "checkpoint_every_steps=40")
+    status = train.train(
+        config, str(tmp_path), train.Runtime(strategy="cpu", verbose=False, steps_per_loop=20)
+    )
+    assert status["status"] == "completed"
+    assert status["best_value"] > 0.3  # Ten classes: chance is 0.1.
+
+
+@pytest.mark.parametrize("batch_norm", ["sync", "per_replica", "ghost"])
+def test_cifar10_resnet_builds_with_each_batch_norm_setting(batch_norm):
+    config = load("cifar10_resnet", f"model.batch_norm={batch_norm}")
+    model = models.get_model(config["model"], (32, 32, 3), 10)
+    assert model.name == "resnet20"
+    out = model(np.zeros((64, 32, 32, 3), np.float32), training=True)
+    assert out.shape == (64, 10)
+
+
+def test_cifar10_resnet_without_prepared_data_fails_clearly(tmp_path):
+    config = load("cifar10_resnet", f"data.data_dir={tmp_path}")
+    with pytest.raises(config_lib.ConfigError, match="cifar10' is not prepared"):
+        train.Trainer(config, str(tmp_path / "w"), train.Runtime(strategy="cpu", verbose=False))
