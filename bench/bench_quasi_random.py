@@ -45,14 +45,20 @@ def main():
             uniform = [
                 qmc.discrepancy(HaltonSampler(d, s, shift="uniform").points(0, n)) for s in seeds
             ]
-            scipy_cd = [qmc.discrepancy(qmc.Halton(d, scramble=True, rng=s).random(n)) for s in seeds]
+            scipy_cd = [
+                qmc.discrepancy(qmc.Halton(d, scramble=True, rng=s).random(n)) for s in seeds
+            ]
             iid = [qmc.discrepancy(np.random.default_rng(s).random((n, d))) for s in seeds]
             compat = qmc.discrepancy(halton_compat(n, d, shuffle=False))
             row = [np.mean(ours), np.mean(uniform), np.mean(scipy_cd), np.mean(iid), compat]
             error = np.sqrt((np.var(ours) + np.var(scipy_cd)) / len(seeds))
             row += [np.mean(ours) / np.mean(scipy_cd), (np.mean(ours) - np.mean(scipy_cd)) / error]
-            print(f"{d:>3}{n:>5}" + "".join(f"{v:>16.5f}" for v in row[:5]) +
-                  f"{row[5]:>16.3f}{row[6]:>16.2f}", flush=True)
+            print(
+                f"{d:>3}{n:>5}"
+                + "".join(f"{v:>16.5f}" for v in row[:5])
+                + f"{row[5]:>16.3f}{row[6]:>16.2f}",
+                flush=True,
+            )
     print(f"\n({time.perf_counter() - start:.1f} s)")
 
 

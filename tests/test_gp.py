@@ -78,11 +78,29 @@ def test_feasibility_model_separates_feasible_from_infeasible_region():
 def _mixed_space():
     return parse(
         [
-            {"name": "opt", "role": "scientific", "scale": "categorical", "values": ["sgd", "adam"]},
-            {"name": "lr", "parent": "opt", "parent_value": "adam", "role": "nuisance",
-             "scale": "log", "min": 1e-4, "max": 1e-1},
-            {"name": "width", "role": "nuisance", "scale": "log", "type": "int", "min": 8,
-             "max": 64},
+            {
+                "name": "opt",
+                "role": "scientific",
+                "scale": "categorical",
+                "values": ["sgd", "adam"],
+            },
+            {
+                "name": "lr",
+                "parent": "opt",
+                "parent_value": "adam",
+                "role": "nuisance",
+                "scale": "log",
+                "min": 1e-4,
+                "max": 1e-1,
+            },
+            {
+                "name": "width",
+                "role": "nuisance",
+                "scale": "log",
+                "type": "int",
+                "min": 8,
+                "max": 64,
+            },
             {"name": "depth", "role": "nuisance", "scale": "discrete", "values": [1, 2, 4]},
         ]
     )

@@ -45,7 +45,9 @@ def _reference(num_samples, num_dims, shuffle_seed, skip=100):
 def test_compat_matches_the_reference_pseudo_code_bit_for_bit(num_samples, num_dims):
     # (900, 2): indices up to 1000 exceed base 983, so two-digit radical inverses are covered.
     expected = _reference(num_samples, num_dims, shuffle_seed=3)
-    np.testing.assert_array_equal(halton.halton_compat(num_samples, num_dims, shuffle_seed=3), expected)
+    np.testing.assert_array_equal(
+        halton.halton_compat(num_samples, num_dims, shuffle_seed=3), expected
+    )
 
 
 def test_compat_unseeded_shuffle_uses_numpy_global_generator():
@@ -68,7 +70,7 @@ def test_compat_last_columns_of_4d_equal_the_2d_sequence():
 
 
 def test_compat_single_digit_property():
-    # n <= b_min - 101: each coordinate is fmod(perm[i]/b + shift, 1), distinct points of a 1/b grid.
+    # n <= b_min - 101: each coordinate is fmod(perm[i]/b + shift, 1), distinct on a 1/b grid.
     points = halton.halton_compat(200, 3, shuffle=False)
     unshifted = halton.halton_compat(200, 3, shuffle=False, shift=False)
     for j, base in enumerate(halton.compat_bases(3)):
@@ -77,7 +79,9 @@ def test_compat_single_digit_property():
         assert len(set(np.round(digits).astype(int))) == 200
         shift = np.random.RandomState(base)
         shift.shuffle(list(range(1, base)))
-        np.testing.assert_allclose(points[:, j], np.fmod(unshifted[:, j] + shift.random_sample(), 1))
+        np.testing.assert_allclose(
+            points[:, j], np.fmod(unshifted[:, j] + shift.random_sample(), 1)
+        )
 
 
 def test_compat_seed_changes_order_not_the_set():
@@ -117,12 +121,30 @@ def test_categorical_scientific_parent_is_sampled_uniformly():
     # Checklist 37: with conditional nuisance dimensions, each scientific value gets its share.
     space = parse(
         [
-            {"name": "opt", "role": "scientific", "scale": "categorical",
-             "values": ["sgd", "momentum", "adam"]},
-            {"name": "lr", "parent": "opt", "parent_value": "sgd", "role": "nuisance",
-             "scale": "log", "min": 1e-3, "max": 1.0},
-            {"name": "lr", "parent": "opt", "parent_value": "adam", "role": "nuisance",
-             "scale": "log", "min": 1e-5, "max": 1e-2},
+            {
+                "name": "opt",
+                "role": "scientific",
+                "scale": "categorical",
+                "values": ["sgd", "momentum", "adam"],
+            },
+            {
+                "name": "lr",
+                "parent": "opt",
+                "parent_value": "sgd",
+                "role": "nuisance",
+                "scale": "log",
+                "min": 1e-3,
+                "max": 1.0,
+            },
+            {
+                "name": "lr",
+                "parent": "opt",
+                "parent_value": "adam",
+                "role": "nuisance",
+                "scale": "log",
+                "min": 1e-5,
+                "max": 1e-2,
+            },
         ]
     )
     sampler = halton.HaltonSampler(len(space), seed=3)

@@ -11,9 +11,7 @@ from tfplaybook.search.space import SearchSpace, parse
 
 
 def _config():
-    return config_lib.load_experiment(
-        os.path.join(config_lib.experiments_dir(), "digits_cnn.py")
-    )
+    return config_lib.load_experiment(os.path.join(config_lib.experiments_dir(), "digits_cnn.py"))
 
 
 def _dim(**entry):
@@ -84,14 +82,39 @@ def test_choices_use_equal_width_bins_and_bin_centres():
 def _optimizer_space():
     config = _config()
     entries = [
-        {"name": "optimizer.name", "role": "scientific", "scale": "categorical",
-         "values": ["nesterov", "adam"]},
-        {"name": "optimizer.learning_rate", "parent": "optimizer.name", "parent_value": "nesterov",
-         "role": "nuisance", "scale": "log", "min": 1e-2, "max": 1.0},
-        {"name": "optimizer.learning_rate", "parent": "optimizer.name", "parent_value": "adam",
-         "role": "nuisance", "scale": "log", "min": 1e-5, "max": 1e-2},
-        {"name": "optimizer.beta1", "parent": "optimizer.name", "parent_value": "adam",
-         "role": "nuisance", "scale": "reverse_log", "min": 0.8, "max": 0.999},
+        {
+            "name": "optimizer.name",
+            "role": "scientific",
+            "scale": "categorical",
+            "values": ["nesterov", "adam"],
+        },
+        {
+            "name": "optimizer.learning_rate",
+            "parent": "optimizer.name",
+            "parent_value": "nesterov",
+            "role": "nuisance",
+            "scale": "log",
+            "min": 1e-2,
+            "max": 1.0,
+        },
+        {
+            "name": "optimizer.learning_rate",
+            "parent": "optimizer.name",
+            "parent_value": "adam",
+            "role": "nuisance",
+            "scale": "log",
+            "min": 1e-5,
+            "max": 1e-2,
+        },
+        {
+            "name": "optimizer.beta1",
+            "parent": "optimizer.name",
+            "parent_value": "adam",
+            "role": "nuisance",
+            "scale": "reverse_log",
+            "min": 0.8,
+            "max": 0.999,
+        },
         {"name": "model.dropout", "role": "fixed", "value": 0.25},
     ]
     return config, parse(entries, config=config, objective=config["objective"])
@@ -177,8 +200,16 @@ def test_spec_round_trips_through_parse():
         ({"scale": "cubic", "min": 0, "max": 1}, "allowed: linear, log"),
         ({"scale": "log", "min": 1, "max": 10, "scaling": "log"}, "unknown keys"),
         ({"scale": "linear", "min": 0.5, "max": 3, "type": "int"}, "integer min and max"),
-        ({"scale": "log", "min": 1e-3, "max": 1.0, "parent": "optimizer.nam",
-          "parent_value": "adam"}, "unknown parent"),
+        (
+            {
+                "scale": "log",
+                "min": 1e-3,
+                "max": 1.0,
+                "parent": "optimizer.nam",
+                "parent_value": "adam",
+            },
+            "unknown parent",
+        ),
     ],
 )
 def test_invalid_entries_are_errors_naming_the_hyperparameter(entry, message):
@@ -211,19 +242,32 @@ def test_conditional_parent_must_be_a_categorical_with_that_value():
 
 def test_names_are_checked_against_the_config():
     config = _config()
-    entry = {"name": "optimizer.learning_rat", "role": "nuisance", "scale": "log", "min": 1e-3,
-             "max": 1.0}
+    entry = {
+        "name": "optimizer.learning_rat",
+        "role": "nuisance",
+        "scale": "log",
+        "min": 1e-3,
+        "max": 1.0,
+    }
     with pytest.raises(ConfigError, match="no key 'optimizer.learning_rat'"):
         parse([entry], config=config)
-    with pytest.raises(ConfigError, match="both fixed and varied"):
-        parse([dict(entry, name="model.width"), {"name": "model.width", "role": "fixed",
-                                                  "value": 8}], config=config)
+    varied = dict(entry, name="model.width", min=8, max=64)
+    fixed = {"name": "model.width", "role": "fixed", "value": 8}
+    for entries in ([varied, fixed], [fixed, varied]):
+        with pytest.raises(ConfigError, match="'model.width' is both fixed and varied"):
+            parse(entries, config=config)
 
 
 def test_max_train_steps_cannot_be_tuned():
     # Checklist 68.
-    entry = {"name": "max_train_steps", "role": "nuisance", "scale": "log", "type": "int",
-             "min": 100, "max": 1000}
+    entry = {
+        "name": "max_train_steps",
+        "role": "nuisance",
+        "scale": "log",
+        "type": "int",
+        "min": 100,
+        "max": 1000,
+    }
     with pytest.raises(ConfigError, match="one step budget for all trials"):
         parse([entry], config=_config())
     fixed = parse([{"name": "max_train_steps", "role": "fixed", "value": 500}], config=_config())
@@ -233,8 +277,12 @@ def test_max_train_steps_cannot_be_tuned():
 def test_batch_size_is_refused_for_a_validation_objective():
     # Checklist 5: batch size sets training time; it is not tuned for validation performance.
     config = _config()
-    entry = {"name": "batch_size", "role": "scientific", "scale": "discrete",
-             "values": [32, 64, 128]}
+    entry = {
+        "name": "batch_size",
+        "role": "scientific",
+        "scale": "discrete",
+        "values": [32, 64, 128],
+    }
     with pytest.raises(ConfigError, match="not a hyperparameter to tune") as error:
         parse([entry], config=config, objective=config["objective"])
     assert "re-tuning" in str(error.value)

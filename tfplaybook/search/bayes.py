@@ -1,4 +1,4 @@
-"""One Bayesian-optimisation suggestion over a SearchSpace: encode, model, maximise EI x P(feasible).
+"""One Bayesian-optimisation suggestion over a SearchSpace: encode, fit, maximise EI x P(feasible).
 
 Pure NumPy/SciPy; `oracles.BayesianOracle` wraps it for keras-tuner. Points live in the unit cube
 (one coordinate per dimension, as the quasi-random samplers make them). The GP sees features:
@@ -32,6 +32,7 @@ from tfplaybook.search import gp
 from tfplaybook.search.space import INACTIVE_UNIT
 
 _DUPLICATE_TOLERANCE = 1e-9
+_BELOW_ONE = math.nextafter(1.0, 0.0)
 
 
 class Encoder:
@@ -49,24 +50,21 @@ class Encoder:
             parent = space.dimension(dim.parent)
             branch = next(i for i, v in enumerate(parent.values) if v == dim.parent_value)
             self._conditions.append((j, index[dim.parent], len(parent.values), branch))
-        self.num_features = sum(
-            len(d.values) if d.scale == "categorical" else 1 for d in self.dims
-        )
+        self.num_features = sum(len(d.values) if d.scale == "categorical" else 1 for d in self.dims)
 
     def canonical(self, units):
         """Snaps (n, D) unit points: choices and integers to bin centres, inactive dims to 0.5."""
         units = np.array(units, dtype=float, ndmin=2)
         out = units.copy()
         for j, dim in enumerate(self.dims):
-            column = np.clip(units[:, j], 0.0, math.nextafter(1.0, 0.0))
+            column = np.clip(units[:, j], 0.0, _BELOW_ONE)
             if dim.is_choice:
                 k = len(dim.values)
                 out[:, j] = (np.floor(column * k) + 0.5) / k
             elif dim.is_int:
                 out[:, j] = [dim.to_unit(dim.from_unit(u)) for u in column]
         for j, parent_col, k, branch in self._conditions:
-            inactive = np.floor(np.clip(units[:, parent_col], 0.0, 1.0 - 1e-12) * k) != branch
-            out[inactive, j] = INACTIVE_UNIT
+            out[~_in_branch(units[:, parent_col], k, branch), j] = INACTIVE_UNIT
         return out
 
     def features(self, canonical):
@@ -74,7 +72,7 @@ class Encoder:
         columns = []
         active = np.ones(canonical.shape, dtype=bool)
         for j, parent_col, k, branch in self._conditions:
-            active[:, j] = np.floor(np.clip(canonical[:, parent_col], 0, 1 - 1e-12) * k) == branch
+            active[:, j] = _in_branch(canonical[:, parent_col], k, branch)
         for j, dim in enumerate(self.dims):
             if dim.scale == "categorical":
                 k = len(dim.values)
@@ -87,10 +85,15 @@ class Encoder:
         return np.hstack(columns)
 
 
+def _in_branch(parent_units, num_values, branch):
+    """Whether each parent coordinate selects value number `branch` (as Dimension.from_unit)."""
+    return np.floor(np.clip(parent_units, 0.0, _BELOW_ONE) * num_values) == branch
+
+
 def _perturb(rng, centres, count, scale, categorical):
     """Gaussian steps around each centre; categorical coordinates are redrawn with prob. 1/D."""
     reps = np.repeat(centres, count, axis=0)
-    points = np.clip(reps + rng.normal(0.0, scale, reps.shape), 0.0, 1.0 - 1e-12)
+    points = np.clip(reps + rng.normal(0.0, scale, reps.shape), 0.0, _BELOW_ONE)
     if categorical.any():
         # A small step in a categorical coordinate means nothing: keep it or redraw it.
         redraw = rng.random(reps.shape) < 1.0 / reps.shape[1]

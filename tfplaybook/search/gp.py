@@ -60,12 +60,17 @@ class GaussianProcess:
 
     def _bounds(self, dims):
         lo, hi = np.log(self.lengthscale_bounds)
-        return [(lo, hi)] * dims + [(math.log(0.05), math.log(20.0)), tuple(np.log(self.noise_bounds))]
+        return [(lo, hi)] * dims + [
+            (math.log(0.05), math.log(20.0)),
+            tuple(np.log(self.noise_bounds)),
+        ]
 
     def _default_theta(self, dims):
         # Lengths grow with sqrt(dims) so that a typical pair of points stays correlated in
         # higher dimensions (the prior mean of the log length scales).
-        return np.concatenate([np.full(dims, math.log(0.5 * math.sqrt(dims))), [0.0, math.log(1e-3)]])
+        return np.concatenate(
+            [np.full(dims, math.log(0.5 * math.sqrt(dims))), [0.0, math.log(1e-3)]]
+        )
 
     def _neg_log_posterior(self, theta, sqdist, y, prior_mean):
         dims, n = sqdist.shape[0], y.shape[0]
@@ -122,8 +127,12 @@ class GaussianProcess:
             best = None
             for start in starts:
                 result = optimize.minimize(
-                    self._neg_log_posterior, start, args=(sqdist, self.y, prior), jac=True,
-                    method="L-BFGS-B", bounds=self._bounds(dims),
+                    self._neg_log_posterior,
+                    start,
+                    args=(sqdist, self.y, prior),
+                    jac=True,
+                    method="L-BFGS-B",
+                    bounds=self._bounds(dims),
                     options={"maxiter": self.maxiter},
                 )
                 if best is None or result.fun < best.fun:

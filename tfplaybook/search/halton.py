@@ -9,7 +9,7 @@ Pure NumPy/SciPy. Two samplers, both resumable (point i depends only on the seed
   low-discrepancy (checklist 99). By default the shift is drawn on the grid {0, 1/b, ..., (b-1)/b}
   of the dimension's base b: such a rotation moves whole Halton strata onto strata, so the shifted
   set keeps scipy's discrepancy exactly in distribution. A shift drawn uniformly from [0, 1)
-  (`shift="uniform"`) cuts strata at 0 and raised the centred L2 discrepancy by 10-35% over scipy's
+  (`shift="uniform"`) cuts strata at 0 and raised the centred L2 discrepancy by 4-36% over scipy's
   at n = 20-50, d = 2-8 (bench/bench_quasi_random.py).
 - `CompatSampler` ("halton_compat"): the playbook's reference generator (mlcommons algoperf
   `halton.py`, checklist 102) point for point: bases are the largest odd primes below 1000 (minus
@@ -164,7 +164,8 @@ class CompatSampler:
     def points(self, start, count):
         if start < 0 or start + count > self.num_samples:
             raise IndexError(
-                f"halton_compat has {self.num_samples} points; asked for {start}..{start + count - 1}"
+                f"halton_compat has {self.num_samples} points; asked for points {start} to "
+                f"{start + count - 1}"
             )
         return self._points[start : start + count]
 
