@@ -21,6 +21,8 @@ setup(
         "numpy",
         "scipy",
         "scikit-learn",
+        # The Bayesian oracle pins BLAS to one thread (faster on small GPs); ships with sklearn.
+        "threadpoolctl",
         "matplotlib",
         "tensorboard",
     ],
