@@ -81,6 +81,10 @@ def test_missing_and_broken_experiment_files(tmp_path):
     broken.write_text("def get_config(:\n")
     with pytest.raises(config_lib.ConfigError, match="failed to import"):
         config_lib.load_experiment(str(broken))
+    raising = tmp_path / "raising.py"
+    raising.write_text("def get_config():\n    return {}['missing']\n")
+    with pytest.raises(config_lib.ConfigError, match="raised KeyError"):
+        config_lib.load_experiment(str(raising))
     empty = tmp_path / "empty.py"
     empty.write_text("X = 1\n")
     with pytest.raises(config_lib.ConfigError, match="no get_config"):

@@ -19,15 +19,18 @@ from tfplaybook import selection, trial_dir
 BEST = "best"
 LATEST = "latest"
 _INDEX = "index.json"
+_SUFFIX = ".weights.h5"
 
 
 class BestCheckpoints(keras.callbacks.ModelCheckpoint):
     """Keeps the `keep` best checkpoints by `monitor` (retrospective selection)."""
 
-    def __init__(self, directory, monitor, goal, keep=3, is_chief=True):
+    def __init__(self, directory, monitor, goal, keep=3, is_chief=True, evaluations=None):
+        """See the class docstring; `evaluations` ({step: value} of the monitored metric, from
+        the measurements) lets a damaged index.json be rebuilt."""
         os.makedirs(directory, exist_ok=True) if is_chief else None
         super().__init__(
-            filepath=os.path.join(directory, "step-{epoch:08d}.weights.h5"),
+            filepath=os.path.join(directory, "step-{epoch:08d}" + _SUFFIX),
             monitor=monitor,
             mode=goal,
             save_best_only=False,
@@ -38,21 +41,60 @@ class BestCheckpoints(keras.callbacks.ModelCheckpoint):
         self.goal = goal
         self.keep = int(keep)
         self.is_chief = is_chief
-        self.kept = self._read_index()
+        self.kept = self._read_index(evaluations)
+        if is_chief:
+            self._remove_strays()
 
-    def _read_index(self):
+    def _read_index(self, evaluations):
         path = os.path.join(self.directory, _INDEX)
         if not os.path.exists(path):
             return []
         try:
             kept = trial_dir.read_json(path)["kept"]
-        except (trial_dir.DamagedFileError, KeyError, TypeError):
-            kept = []
+            kept = [{"step": int(k["step"]), "value": float(k["value"])} for k in kept]
+        except (trial_dir.DamagedFileError, KeyError, TypeError, ValueError) as e:
+            kept = self._rebuild_index(evaluations)
+            trial_dir.warn(
+                f"{path} is damaged ({str(e)[:120]}); rebuilt from the weight files and the "
+                f"measurements: keeping steps {[k['step'] for k in kept]}"
+            )
         # Keep only entries whose file survived (a kill can land between save and index write).
         return [k for k in kept if os.path.exists(self.path_for(k["step"]))]
 
+    def _steps_on_disk(self):
+        steps = []
+        for name in os.listdir(self.directory) if os.path.isdir(self.directory) else ():
+            if name.startswith("step-") and name.endswith(_SUFFIX):
+                try:
+                    steps.append(int(name[len("step-") : -len(_SUFFIX)]))
+                except ValueError:
+                    continue
+        return steps
+
+    def _rebuild_index(self, evaluations):
+        """The kept list from the weight files present and `evaluations` {step: value}."""
+        kept = []
+        for step in self._steps_on_disk():
+            value = (evaluations or {}).get(step)
+            kept, _, _ = selection.update_kept(kept, step, value, max(self.keep, 1), self.goal)
+        return kept
+
+    def _remove_strays(self):
+        """Deletes weight files the index does not list: a kill between a save and the index
+        write, or during a save (a temporary file), leaves them behind."""
+        listed = {k["step"] for k in self.kept}
+        for name in os.listdir(self.directory):
+            stray_tmp = name.startswith(".tmp-")
+            step_file = name.startswith("step-") and name.endswith(_SUFFIX)
+            if stray_tmp or (step_file and name not in {self._name(s) for s in listed}):
+                os.remove(os.path.join(self.directory, name))
+
+    @staticmethod
+    def _name(step):
+        return f"step-{step:08d}{_SUFFIX}"
+
     def path_for(self, step):
-        return self.filepath.format(epoch=step)
+        return os.path.join(self.directory, self._name(step))
 
     def forget_after(self, step):
         """Drops checkpoints newer than `step`: a resume from `step` will redo that work."""
@@ -103,13 +145,37 @@ class LatestCheckpoint:
             self.checkpoint, directory if is_chief else self._scratch, max_to_keep=max_to_keep
         )
 
+    def candidates(self):
+        """Checkpoint paths listed in the state file, newest first (none if it is unreadable)."""
+        try:
+            state = tf.train.get_checkpoint_state(self.directory)
+        except (tf.errors.OpError, ValueError) as e:  # A damaged `checkpoint` text proto.
+            trial_dir.warn(f"{self.directory}/checkpoint is damaged ({str(e)[:120]})")
+            state = None
+        paths = list(state.all_model_checkpoint_paths) if state else []
+        if state and state.model_checkpoint_path and state.model_checkpoint_path not in paths:
+            paths.append(state.model_checkpoint_path)
+        paths = [p if os.path.isabs(p) else os.path.join(self.directory, p) for p in paths]
+        return sorted(set(paths), key=_checkpoint_number, reverse=True)
+
     def restore(self):
-        """Restores the newest checkpoint; returns its path or None when there is none."""
+        """Restores the newest readable checkpoint; returns its path or None when there is none.
+
+        A checkpoint whose files are missing or fail their checksums is skipped with a warning
+        and the previous one is used (at most `max_to_keep` - 1 more intervals of work redone);
+        with none readable the run starts from step 0. Every tensor is read once before
+        restoring, so a damaged file can never leave the model half-restored.
+        """
         # Every worker restores from the chief's (shared) directory, so all resume in step.
-        path = tf.train.latest_checkpoint(self.directory)
-        if path:
-            self.checkpoint.restore(path).expect_partial()
-        return path
+        for path in self.candidates():
+            problem = _unreadable(path)
+            if problem is None:
+                self.checkpoint.restore(path).expect_partial()
+                return path
+            trial_dir.warn(f"checkpoint {path} is unusable ({problem}); trying the previous one")
+        if os.path.isdir(self.directory) and os.listdir(self.directory):
+            trial_dir.warn(f"no usable checkpoint in {self.directory}; starting from step 0")
+        return None
 
     def save(self, step):
         # Every worker must take part (variables may need cross-worker reads); only the
@@ -119,3 +185,21 @@ class LatestCheckpoint:
     def close(self):
         if self._scratch:
             shutil.rmtree(self._scratch, ignore_errors=True)
+
+
+def _checkpoint_number(path):
+    try:
+        return int(path.rsplit("-", 1)[1])
+    except (IndexError, ValueError):
+        return -1
+
+
+def _unreadable(path):
+    """None when every tensor of checkpoint `path` reads back (checksums verified), else why."""
+    try:
+        reader = tf.train.load_checkpoint(path)
+        for name in reader.get_variable_to_shape_map():
+            reader.get_tensor(name)
+    except (tf.errors.OpError, ValueError) as e:
+        return f"{type(e).__name__}: {str(e).splitlines()[0][:160]}"
+    return None

@@ -43,7 +43,10 @@ def load_experiment(path):
         raise ConfigError(f"experiment file {path!r} failed to import: {type(e).__name__}: {e}")
     if not callable(getattr(module, "get_config", None)):
         raise ConfigError(f"experiment file {path!r} defines no get_config() function")
-    config = module.get_config()
+    try:
+        config = module.get_config()
+    except Exception as e:  # The experiment's own code failed: user input, reported in a line.
+        raise ConfigError(f"get_config() in {path!r} raised {type(e).__name__}: {e}") from None
     if not isinstance(config, dict):
         raise ConfigError(
             f"get_config() in {path!r} returned {type(config).__name__}, expected a dict"

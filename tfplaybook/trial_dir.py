@@ -24,6 +24,7 @@ by `truncate_measurements` on resume.
 import json
 import math
 import os
+import sys
 import tempfile
 import time
 
@@ -47,6 +48,11 @@ VALIDATION = "validation"
 
 class DamagedFileError(ValueError):
     """A trial file exists but cannot be parsed."""
+
+
+def warn(message):
+    """One `warning: ...` line on stderr: a damaged file was found and is being recovered from."""
+    print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
 def atomic_write_text(path, text):
