@@ -170,7 +170,7 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(tmp_path):
 
 @pytest.fixture
 def tiny_tmpfs(tmp_path):
-    """A 4 MiB tmpfs: a file system too full for a trial (train.MIN_FREE_BYTES is 16 MiB)."""
+    """A 4 MiB tmpfs: a file system too full for a trial (workdir.MIN_FREE_BYTES is 16 MiB)."""
     mount = tmp_path / "full"
     mount.mkdir()
     done = subprocess.run(

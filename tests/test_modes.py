@@ -130,3 +130,18 @@ def test_bn_check_shows_replicas_agreeing_after_the_sync():
     assert "2 replicas" in out.stdout and "statistics over 16 examples" in out.stdout
     after = out.stdout.split("after 5 steps")[1]
     assert "moving statistics identical across replicas: yes" in after
+
+
+def test_study_on_two_cpu_replicas(tmp_path):
+    out = run_cli(
+        "--mode=tune",
+        "--experiment=experiments/digits_mlp.py",
+        f"--workdir={tmp_path / 'study'}",
+        "--num_cpu_replicas=2",
+        "--override=study.max_trials=2",
+        *QUICK,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    for trial in ("trial_0", "trial_1"):
+        status = td.read_status(tmp_path / "study" / trial)
+        assert status["status"] == "completed" and status["replicas"] == 2

@@ -123,7 +123,7 @@ def run_tune():
     workdir = flags.WORKDIR.value or default_workdir(path)
     plan = study_plan(config, workdir)
     for study_dir, study_config in plan:  # Validate every study before anything is written.
-        tuner.prepare_study(study_config, study_dir)
+        tuner.prepare_study(study_config, study_dir, runtime())
     configure_tuning_role()
     role = flags.TUNER_ROLE.value
     root = flags.RUNS_ROOT.value or os.path.dirname(os.path.abspath(workdir))
@@ -368,6 +368,11 @@ def _quiet_libraries():
 def main(argv):
     _quiet_libraries()
     try:
+        if flags.NUM_CPU_REPLICAS.value > 1:
+            # Before any TensorFlow op (dataset checks included) initialises the devices.
+            from tfplaybook import strategy
+
+            strategy.split_cpu(flags.NUM_CPU_REPLICAS.value)
         if len(argv) > 1:
             raise config_lib.ConfigError(
                 f"unexpected arguments {' '.join(argv[1:])!r}: tfplaybook takes only --flags"

@@ -55,18 +55,22 @@ def warn(message):
     print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
-def atomic_write_text(path, text):
-    """Writes `text` to `path` through a temporary file and a rename.
+def atomic_write_bytes(path, data):
+    """Writes `data` to `path` through a temporary file and a rename (readable like any file).
 
     Args:
       path: destination file.
-      text: the full new contents.
+      data: the full new contents, bytes.
     """
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        # mkstemp creates 0600 files; give the usual permissions a plain open() would.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -74,6 +78,11 @@ def atomic_write_text(path, text):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def atomic_write_text(path, text):
+    """Writes `text` to `path` through a temporary file and a rename."""
+    atomic_write_bytes(path, text.encode())
 
 
 def _json_default(value):

@@ -14,136 +14,30 @@ over gRPC (bound to loopback unless an address is given) and runs no trials; eac
 trial at a time (`KERASTUNER_ORACLE_IP`, `KERASTUNER_ORACLE_PORT`, `KERASTUNER_TUNER_ID`).
 """
 
-import json
 import os
 import threading
 import time
 
 import keras
 import keras_tuner
-from keras_tuner.src import utils as kt_utils
-from keras_tuner.src.distribute import utils as kt_dist
-from keras_tuner.src.engine import trial as kt_trial
-from keras_tuner.src.engine.oracle import synchronized
 
 from tfplaybook import config as config_lib
 from tfplaybook import tracking, train
 from tfplaybook import trial_dir as td
+from tfplaybook import workdir as workdir_lib
+from tfplaybook.resilience import (
+    HEARTBEAT_SECONDS,
+    STALE_TRIAL_SECONDS,
+    BayesianStudyOracle,
+    QuasiRandomStudyOracle,
+    StudyAbort,
+    heartbeat,
+    repair_trials,
+)
 from tfplaybook.search import oracles, space as space_lib
 
 ORACLES = ("quasi_random", "bayesian")
 STUDY = "study.json"
-HEARTBEAT = "heartbeat"  # Rewritten by the process running a trial, so a chief can tell it lives.
-HEARTBEAT_SECONDS = 2.0
-STALE_TRIAL_SECONDS = 120.0  # Default of study.stale_trial_seconds.
-
-
-def _atomic_save_json(path, obj):
-    # keras-tuner 1.4.8 writes oracle.json, trial.json and tuner*.json in place: a SIGKILL during
-    # a write leaves a torn file and the study can no longer be reloaded. Every keras-tuner state
-    # write goes through utils.save_json (Stateful.save), so route it through a temporary file
-    # and a rename. A keras-tuner upgrade that bypasses it is caught by bench/chaos.py and
-    # tests/test_reliability.py (kills at random moments).
-    text = json.dumps(obj)
-    if "://" in str(path):  # gs:// and other tf.io.gfile paths: keras-tuner's own writer.
-        return _ORIGINAL_SAVE_JSON(path, obj)
-    td.atomic_write_text(path, text)
-    return text
-
-
-_ORIGINAL_SAVE_JSON = kt_utils.save_json
-kt_utils.save_json = _atomic_save_json
-
-
-class StudyAbort(keras_tuner.errors.FatalError):
-    """A trial hit bad input or a full disk: keras-tuner must not retry it, the study stops."""
-
-
-class _Resilience:
-    """Mixed into our oracles: survive kills of the process, the chief or a worker.
-
-    keras-tuner 1.4.8 on reload sends every ongoing trial to the retry queue. That is right for a
-    local study (its only tuner is dead) but wrong for a restarted chief: the workers still run
-    those trials, and the first worker to ask would get a copy of a trial another worker is
-    running. It also never reassigns the trial of a worker that died: the study waits for it
-    forever. And a kill between saving a new trial.json and oracle.json leaves a RUNNING trial
-    that nothing runs, whose values the next trial repeats.
-    """
-
-    def __init__(self, *args, stale_trial_seconds=STALE_TRIAL_SECONDS, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.stale_trial_seconds = float(stale_trial_seconds)
-        self._beats = {}  # trial_id -> (last heartbeat text, local time it was first seen)
-        self._saved_ongoing = {}
-
-    def set_state(self, state):
-        super().set_state(state)
-        self._saved_ongoing = dict(state.get("ongoing_trials", {}))
-
-    def reload(self):
-        super().reload()
-        if kt_dist.is_chief_oracle():
-            # A restarted chief: the workers keep their trials (each asks again with its id).
-            for tuner_id, trial_id in self._saved_ongoing.items():
-                if trial_id in self._retry_queue:
-                    self._retry_queue.remove(trial_id)
-                self.ongoing_trials[tuner_id] = self.trials[trial_id]
-        known = set(self.end_order) | set(self._retry_queue)
-        known |= {t.trial_id for t in self.ongoing_trials.values()}
-        for trial_id, trial in sorted(self.trials.items()):
-            if trial.status == kt_trial.TrialStatus.RUNNING and trial_id not in known:
-                # Started (trial.json written) but the kill came before oracle.json: run it.
-                self._record_values(trial)
-                self._retry_queue.append(trial_id)
-                td.warn(f"trial {trial_id} was started but not recorded by the oracle; resuming it")
-
-    def _heartbeat_age(self, trial_id, now):
-        path = os.path.join(self._project_dir, f"trial_{trial_id}", HEARTBEAT)
-        try:
-            with open(path) as f:
-                text = f.read()
-        except OSError:
-            text = None
-        last = self._beats.get(trial_id)
-        if last is None or last[0] != text:
-            # Changes are judged by this process' clock only: hosts' clocks may disagree.
-            self._beats[trial_id] = (text, now)
-            return 0.0
-        return now - last[1]
-
-    @synchronized
-    def create_trial(self, tuner_id):
-        distributed = kt_dist.is_chief_oracle()
-        if distributed and tuner_id not in self.ongoing_trials and not self._retry_queue:
-            now = time.time()
-            for owner, trial in list(self.ongoing_trials.items()):
-                age = self._heartbeat_age(trial.trial_id, now)
-                if age >= self.stale_trial_seconds:
-                    # Its worker died: hand the trial (and its checkpoint) to the one asking.
-                    td.warn(
-                        f"trial {trial.trial_id} of tuner {owner!r} has had no heartbeat for "
-                        f"{age:.0f} s; reassigning it to tuner {tuner_id!r}"
-                    )
-                    self.ongoing_trials.pop(owner)
-                    self.tuner_ids.discard(owner)
-                    self.tuner_ids.add(tuner_id)
-                    self.ongoing_trials[tuner_id] = trial
-                    self._beats.pop(trial.trial_id, None)
-                    self.save()
-                    return trial
-            if self.max_trials and len(self.trials) >= self.max_trials and self.ongoing_trials:
-                # No new trial, but another worker's trial may still need taking over: wait.
-                self.tuner_ids.add(tuner_id)
-                return kt_trial.Trial(self.hyperparameters.copy(), status="IDLE")
-        return super().create_trial(tuner_id)
-
-
-class QuasiRandomStudyOracle(_Resilience, oracles.QuasiRandomOracle):
-    """QuasiRandomOracle that survives kills (see _Resilience)."""
-
-
-class BayesianStudyOracle(_Resilience, oracles.BayesianOracle):
-    """BayesianOracle that survives kills (see _Resilience)."""
 
 
 def make_oracle(config, space):
@@ -217,7 +111,7 @@ class PlaybookTuner(keras_tuner.engine.base_tuner.BaseTuner):
         os.makedirs(directory, exist_ok=True)
         td.atomic_write_json(os.path.join(directory, td.HPARAMS), self.space.hparams(values))
         stop = threading.Event()
-        beat = threading.Thread(target=_heartbeat, args=(directory, stop), daemon=True)
+        beat = threading.Thread(target=heartbeat, args=(directory, stop), daemon=True)
         beat.start()
         try:
             status = train.train(config, directory, self.runtime)
@@ -257,72 +151,6 @@ class PlaybookTuner(keras_tuner.engine.base_tuner.BaseTuner):
             f"{time.time() - self.study_started:.0f} s",
             flush=True,
         )
-
-
-def _heartbeat(directory, stop):
-    """Rewrites DIR/heartbeat every HEARTBEAT_SECONDS until `stop` is set."""
-    count = 0
-    while True:
-        try:
-            td.atomic_write_text(os.path.join(directory, HEARTBEAT), f"{os.getpid()} {count}\n")
-        except OSError:
-            pass  # A full disk is reported by the training loop itself.
-        count += 1
-        if stop.wait(HEARTBEAT_SECONDS):
-            return
-
-
-def repair_trials(study_dir, config, runtime):
-    """Checks every trial directory of a study before it (re)starts; repairs damaged files.
-
-    A damaged status.json is recovered by `train.train` (a finished trial's status is rebuilt
-    from its measurements, an unfinished trial resumes from its checkpoint); a damaged
-    best-checkpoint index is rebuilt from the weight files and the measurements. Every other
-    trial is left untouched. Returns the trial directories that were repaired.
-    """
-    from tfplaybook import checkpoints
-
-    repaired = []
-    for directory in tracking.trial_dirs(study_dir):
-        try:
-            td.read_status(directory)
-            status_ok = True
-        except td.DamagedFileError as e:
-            td.warn(str(e))
-            status_ok = False
-        best_dir = os.path.join(directory, td.CHECKPOINTS, checkpoints.BEST)
-        index = os.path.join(best_dir, "index.json")
-        index_ok = True
-        if os.path.exists(index):
-            try:
-                td.read_json(index)
-            except td.DamagedFileError:
-                index_ok = False
-        if status_ok and index_ok:
-            continue
-        try:
-            trial_config = td.read_config(directory)
-        except (OSError, td.DamagedFileError) as e:
-            td.warn(f"{directory} cannot be repaired ({e}); left as it is")
-            continue
-        if not status_ok:
-            train.train(trial_config, directory, runtime)
-            keras.backend.clear_session()
-        if not index_ok:
-            objective = trial_config["objective"]
-            steps, values = td.series(
-                td.read_measurements(directory), td.VALIDATION, objective["metric"]
-            )
-            best = checkpoints.BestCheckpoints(
-                best_dir,
-                objective["metric"],
-                objective["goal"],
-                trial_config.get("keep_best_checkpoints", 3),
-                evaluations=dict(zip(steps, values)),
-            )
-            best._write_index([])
-        repaired.append(directory)
-    return repaired
 
 
 def _short(value):
@@ -411,7 +239,7 @@ def prepare_study(config, study_dir, runtime=None):
         raise config_lib.ConfigError(f"study.oracle={name!r} is not one of {', '.join(ORACLES)}")
     space = space_lib.SearchSpace.from_config(config)
     check_dataset(config, runtime)
-    train.check_writable(study_dir)
+    workdir_lib.check_writable(study_dir)
     existing = os.path.join(study_dir, STUDY)
     if os.path.exists(existing):
         try:

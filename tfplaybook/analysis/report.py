@@ -22,7 +22,6 @@ import base64
 import html
 import json
 import os
-import tempfile
 
 from tfplaybook import trial_dir as td
 from tfplaybook.analysis import checks as checks_lib
@@ -69,19 +68,6 @@ window.addEventListener("load", function () {
 """
 
 
-def _atomic_write_bytes(path, data):
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _esc(value):
     return html.escape(str(value))
 
@@ -104,7 +90,7 @@ class _Page:
         """Saves a figure as report_files/NAME.png; returns (html, md) that show it."""
         data = plots.to_png(figure)
         filename = f"{name}.png"
-        _atomic_write_bytes(os.path.join(self.out_dir, FILES_DIR, filename), data)
+        td.atomic_write_bytes(os.path.join(self.out_dir, FILES_DIR, filename), data)
         self.pngs.append(filename)
         uri = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
         link = f"{FILES_DIR}/{filename}"

@@ -16,7 +16,6 @@ import html
 import io
 import math
 import os
-import tempfile
 
 from tfplaybook import trial_dir
 
@@ -72,16 +71,10 @@ def csv_text(rows):
 
 
 def write_png(figure, path):
-    """Saves a matplotlib figure as PNG through a temporary file and a rename."""
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=os.path.dirname(path) or ".")
-    os.close(fd)
-    try:
-        figure.savefig(tmp, format="png", dpi=100)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Saves a matplotlib figure as PNG, atomically."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    trial_dir.atomic_write_bytes(path, buffer.getvalue())
 
 
 def write_procedure_dir(directory, res, measurements, figure=None):
