@@ -38,3 +38,12 @@ def test_cifar10_resnet_without_prepared_data_fails_clearly(tmp_path):
     config = load("cifar10_resnet", f"data.data_dir={tmp_path}")
     with pytest.raises(config_lib.ConfigError, match="cifar10' is not prepared"):
         train.Trainer(config, str(tmp_path / "w"), train.Runtime(strategy="cpu", verbose=False))
+
+
+def test_keras_applications_model_by_name():
+    config = load("synthetic_resnet", "model.name=app:MobileNetV2", "model.dropout=0.1")
+    model = models.get_model(config["model"], (32, 32, 3), 10)
+    assert model.name == "MobileNetV2" and model.count_params() > 1e6
+    assert model(np.zeros((2, 32, 32, 3), np.float32)).shape == (2, 10)
+    with pytest.raises(config_lib.ConfigError, match="not a keras.applications model"):
+        models.get_model(dict(config["model"], name="app:NoSuchNet"), (32, 32, 3), 10)

@@ -12,17 +12,32 @@ QUICK = ["--override=max_train_steps=80", "--override=eval_every_steps=40", "--q
 
 
 def make_study(study_dir, learning_rate):
-    """A one-trial study directory holding a real training of digits_mlp at `learning_rate`."""
+    """A real two-trial study of digits_mlp whose learning rates lie near `learning_rate`."""
+    from tfplaybook import tracking, tuner
+
     path = os.path.join(REPO, "experiments", "digits_mlp.py")
+    space = [
+        {
+            "name": "optimizer.learning_rate",
+            "role": "nuisance",
+            "scale": "log",
+            "min": learning_rate,
+            "max": 1.5 * learning_rate,
+        }
+    ]
     config = config_lib.apply_overrides(
         config_lib.load_experiment(path),
-        ["max_train_steps=80", "eval_every_steps=40", f"optimizer.learning_rate={learning_rate}"],
+        [
+            "max_train_steps=80",
+            "eval_every_steps=40",
+            "study.max_trials=2",
+            f"study.search_space={json.dumps(space)}",
+        ],
     )
-    status = train.train(
-        config, str(study_dir / "trial_0"), train.Runtime(strategy="cpu", verbose=False)
-    )
-    assert status["status"] == "completed"
-    return status["best_value"]
+    tuner.tune(config, str(study_dir), train.Runtime(strategy="cpu", verbose=False), path)
+    summary = tracking.summarize(str(study_dir), config)
+    assert summary["trials"] == 2 and summary["status"] == "completed"
+    return summary["best_value"]
 
 
 def test_compare_adopts_a_clearly_better_candidate_and_keeps_an_equal_one(tmp_path):

@@ -59,6 +59,8 @@ def test_two_workers_train_identically_and_only_the_chief_writes(tmp_path):
     chief = tmp_path / "host0"
     status = td.read_status(chief)
     assert status["status"] == "completed" and status["replicas"] == 2
+    seeds = status["seeds"]  # Same initialisation everywhere, its own shuffle per host.
+    assert seeds["model_init"] == 0 and len(set(seeds["data_shuffle_per_host"])) == 2
     assert status["best_value"] > 0.7
     assert os.listdir(chief / "checkpoints" / "best")
     assert not (tmp_path / "host1").exists()  # Only the chief writes.

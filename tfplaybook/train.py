@@ -70,6 +70,11 @@ def _next_boundary(step, config, steps_per_loop):
     return min(stops)
 
 
+def host_shuffle_seed(base_seed, host_index):
+    """The data-shuffle seed of one host: differs per host (checklist 95)."""
+    return base_seed + 7919 * host_index
+
+
 def should_evaluate(step, config):
     """Pure predicate: evaluate at regular step intervals, never time (checklist 84)."""
     return step % config["eval_every_steps"] == 0 or step == config["max_train_steps"]
@@ -236,7 +241,7 @@ class Trainer:
         self.eval_steps = data_lib.eval_steps(spec.num_eval_examples, self.eval_batch, pipelines)
 
         def train_fn(ctx):
-            seed = shuffle_seed + 7919 * ctx.input_pipeline_id  # Differs per host (checklist 95).
+            seed = host_shuffle_seed(shuffle_seed, ctx.input_pipeline_id)
             return data_lib.train_dataset(spec, config["data"], config["batch_size"], seed, ctx)
 
         def eval_fn(ctx):
@@ -309,7 +314,11 @@ class Trainer:
         seeds = {
             "model_init": config["seed"],
             "data_shuffle_base": shuffle_seed,
-            "data_shuffle_per_host": "data_shuffle_base + 7919 * host index",
+            # Checklist 95: the same init seed everywhere, a different shuffle seed per host.
+            "data_shuffle_per_host": [
+                host_shuffle_seed(shuffle_seed, host)
+                for host in range(strategy_lib.num_hosts(self.strategy))
+            ],
         }
         if chief:
             td.truncate_measurements(workdir, start)
