@@ -6,7 +6,8 @@ are generated (learnable class means plus noise), so the pipeline costs almost n
 per-replica or ghost batch norm.
 
 Run:
-  python -m tfplaybook.run --mode=train --experiment=experiments/synthetic_resnet.py --workdir=/tmp/syn
+  python -m tfplaybook.run --mode=train --experiment=experiments/synthetic_resnet.py \
+      --workdir=/tmp/syn
 
 Expect: validation accuracy near 100% (the classes are easy) after 100 steps; about
 20 s on a 2-core CPU.

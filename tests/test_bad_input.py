@@ -17,8 +17,8 @@ import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-
 from conftest import run_cli
+
 from tfplaybook import trial_dir as td
 
 MLP = "--experiment=experiments/digits_mlp.py"
@@ -278,7 +278,8 @@ def _finish(config, workdir, runtime, capsys):
     from tfplaybook import train
 
     status = train.train(config, str(workdir), runtime)
-    warnings = [l for l in capsys.readouterr().err.splitlines() if l.startswith("warning: ")]
+    lines = capsys.readouterr().err.splitlines()
+    warnings = [line for line in lines if line.startswith("warning: ")]
     steps, _ = td.series(td.read_measurements(str(workdir)), "train", "loss")
     assert status["status"] == "completed" and steps == list(range(1, 91))
     return status, warnings

@@ -28,9 +28,9 @@ def _split_cpu(num_replicas):
 # Must run before any TensorFlow op, hence at import time (pytest imports test modules first).
 _NUM_CPUS = _split_cpu(2)
 
-import keras
+import keras  # noqa: E402  (after the CPU split above)
 
-from tfplaybook import batchnorm
+from tfplaybook import batchnorm  # noqa: E402
 
 pytestmark = pytest.mark.skipif(_NUM_CPUS < 2, reason="needs 2 logical CPU devices")
 

@@ -2,16 +2,14 @@
 after SIGKILL."""
 
 import os
-import re
 import signal
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
-
 from conftest import REPO, run_cli
+
 from tfplaybook import trial_dir as td
 
 

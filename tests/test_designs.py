@@ -3,7 +3,8 @@
 import pytest
 
 from tfplaybook.config import ConfigError
-from tfplaybook.search import designs, space as space_lib
+from tfplaybook.search import designs
+from tfplaybook.search import space as space_lib
 
 SPACE = [
     {

@@ -4,8 +4,8 @@ import os
 
 import numpy as np
 import pytest
-
 from conftest import REPO
+
 from tfplaybook import config as config_lib
 from tfplaybook import models, train
 

@@ -4,6 +4,7 @@ import json
 import os
 
 from conftest import REPO, run_cli
+
 from tfplaybook import config as config_lib
 from tfplaybook import train
 from tfplaybook import trial_dir as td

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 from conftest import REPO
+
 from tfplaybook import trial_dir as td
 
 
@@ -52,7 +53,7 @@ def test_two_workers_train_identically_and_only_the_chief_writes(tmp_path):
             )
         )
     outputs = [p.communicate(timeout=300) for p in procs]
-    for proc, (stdout, stderr) in zip(procs, outputs):
+    for proc, (_, stderr) in zip(procs, outputs):
         assert proc.returncode == 0, stderr[-2000:]
     digests = [re.search(r"weights (\w+)\)", out).group(1) for out, _ in outputs]
     assert digests[0] == digests[1] and digests[0] != "None"

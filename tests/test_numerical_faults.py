@@ -5,8 +5,8 @@ diverged trial carries on to max_trials."""
 import json
 
 import numpy as np
-
 from conftest import run_cli
+
 from tfplaybook import tracking, train
 from tfplaybook import trial_dir as td
 
@@ -28,7 +28,7 @@ def trainer(experiment_config, tmp_path, *overrides):
 
 
 def layer(model, name):
-    return [l for l in model.layers if l.name == name][0]
+    return next(layer for layer in model.layers if layer.name == name)
 
 
 def set_weights(model, name, kernel=None, bias=None):

@@ -10,6 +10,7 @@ import sys
 import time
 
 from conftest import REPO
+
 from tfplaybook import tracking
 from tfplaybook import trial_dir as td
 

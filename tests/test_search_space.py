@@ -20,9 +20,9 @@ def _dim(**entry):
 
 def test_shipped_experiment_space_parses_with_roles_and_scales():
     space = SearchSpace.from_config(_config())
-    assert space.ids == ["optimizer.learning_rate", "optimizer.momentum"]
-    assert [d.scale for d in space.dimensions] == ["log", "reverse_log"]
-    assert {d.role for d in space.dimensions} == {"nuisance"}
+    assert space.ids == ["model.width", "optimizer.learning_rate", "optimizer.momentum"]
+    assert [d.scale for d in space.dimensions] == ["discrete", "log", "reverse_log"]
+    assert [d.role for d in space.dimensions] == ["scientific", "nuisance", "nuisance"]
 
 
 def test_log_scale_maps_ends_and_middle_geometrically():

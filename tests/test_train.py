@@ -5,10 +5,12 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
-import tensorflow_datasets as tfds
 
-from tfplaybook import checkpoints, config as config_lib, data as data_lib, strategy as strategy_lib
-from tfplaybook import train, trial_dir as td
+from tfplaybook import config as config_lib
+from tfplaybook import data as data_lib
+from tfplaybook import strategy as strategy_lib
+from tfplaybook import train
+from tfplaybook import trial_dir as td
 
 QUIET = dict(verbose=False, steps_per_loop=25)
 

@@ -11,6 +11,7 @@ import sys
 import time
 
 from conftest import REPO, run_cli
+
 from tfplaybook import tracking
 from tfplaybook import trial_dir as td
 

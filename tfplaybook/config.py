@@ -40,7 +40,9 @@ def load_experiment(path):
     try:
         spec.loader.exec_module(module)
     except Exception as e:  # A broken experiment file is user input, not our crash.
-        raise ConfigError(f"experiment file {path!r} failed to import: {type(e).__name__}: {e}")
+        raise ConfigError(
+            f"experiment file {path!r} failed to import: {type(e).__name__}: {e}"
+        ) from None
     if not callable(getattr(module, "get_config", None)):
         raise ConfigError(f"experiment file {path!r} defines no get_config() function")
     try:

@@ -47,7 +47,8 @@ WORKDIR = flags.DEFINE_string(
 OVERRIDE = flags.DEFINE_multi_string(
     "override",
     [],
-    "KEY=VALUE change to the experiment config with a dotted key (e.g. optimizer.learning_rate=0.1); "
+    "KEY=VALUE change to the experiment config with a dotted key "
+    "(e.g. optimizer.learning_rate=0.1); "
     "repeatable; an unknown key fails and lists the valid keys.",
 )
 DATASET = flags.DEFINE_string(
@@ -91,7 +92,8 @@ PRECISION = flags.DEFINE_enum(
     "precision",
     "float32",
     PRECISIONS,
-    "Keras dtype policy: float32, mixed_bfloat16 (TPUs) or mixed_float16 (GPUs, with loss scaling).",
+    "Keras dtype policy: float32, mixed_bfloat16 (TPUs) or mixed_float16 (GPUs, with loss "
+    "scaling).",
 )
 STEPS_PER_LOOP = flags.DEFINE_integer(
     "steps_per_loop",

@@ -94,7 +94,7 @@ def reproduction_command():
 
 
 def study_plan(config, workdir):
-    """[(study_dir, config)]: one study (joint design) or one per scientific value (checklist 35)."""
+    """[(study_dir, config)]: the joint study, or one per scientific value (checklist 35)."""
     from tfplaybook.search import designs
 
     design = config["study"].get("design", "joint")

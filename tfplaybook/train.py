@@ -20,10 +20,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfplaybook import batchnorm
 from tfplaybook import checkpoints as ckpt_lib
 from tfplaybook import config as config_lib
 from tfplaybook import data as data_lib
-from tfplaybook import batchnorm, models, optimizers, schedules, selection
+from tfplaybook import models, optimizers, schedules, selection
 from tfplaybook import strategy as strategy_lib
 from tfplaybook import trial_dir as td
 from tfplaybook import workdir as workdir_lib

@@ -34,7 +34,8 @@ from tfplaybook.resilience import (
     heartbeat,
     repair_trials,
 )
-from tfplaybook.search import oracles, space as space_lib
+from tfplaybook.search import oracles
+from tfplaybook.search import space as space_lib
 
 ORACLES = ("quasi_random", "bayesian")
 STUDY = "study.json"

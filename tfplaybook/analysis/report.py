@@ -11,8 +11,9 @@ writes, each atomically:
 
 Sections have stable ids: summary, checks, axis-plots, isolation-plots, training-curves,
 best-step, gradient-norms, then any `extra_sections` a procedure adds (id, title, html, md and
-optionally figures), then trials. A tiny inline script records, on load, how many images decoded and which sections exist in
-a hidden `#render-check` element, so a headless browser can verify the page.
+optionally figures), then trials. A tiny inline script records, on load, how many images
+decoded and which sections exist in a hidden `#render-check` element, so a headless browser
+can verify the page.
 
 `write_comparison_report(out_dir, decision, details)` renders an adoption decision
 (`compare.decide`) the same way.
@@ -268,7 +269,9 @@ _INTROS = {
         "Best trial over the nuisance hyperparameters for each scientific value (continuous "
         "values in {buckets} buckets); gray: every feasible trial."
     ),
-    "training-curves": "Training loss and validation objective of every trial; best three in color.",
+    "training-curves": (
+        "Training loss and validation objective of every trial; best three in color."
+    ),
     "best-step": "Step chosen by retrospective checkpoint selection in each trial.",
     "gradient-norms": (
         "Unclipped gradient norm of the best trial. A good first clipping threshold is about "

@@ -268,7 +268,7 @@ def _dimensions(specs, trials):
                 known.add(key)
                 role = next((t.roles[key] for t in trials if key in t.roles), "nuisance")
                 scale = next((t.scales[key] for t in trials if key in t.scales), "linear")
-                # A conditional id is `parent_value/name` (search.space); the name is the config key.
+                # A conditional id is `parent_value/name` (search.space); the name is the key.
                 name = key.split("/", 1)[-1]
                 dimensions.append(Dimension(id=key, name=name, role=role, scale=scale))
     return dimensions

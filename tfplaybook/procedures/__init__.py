@@ -3,7 +3,7 @@
 Every module here is pure Python (NumPy at most; matplotlib only inside the plot functions): it
 reads numbers that training already recorded and returns a recommendation. None of them trains.
 
-    batch_sweep   feasible batch sizes, throughput scaling, input-bound check (checklist 6-16, 78-80)
+    batch_sweep   feasible batch sizes, throughput scaling, input-bound check (6-16, 78-80)
     lr_sweep      constant-LR sweep that sets an initial max_train_steps (checklist 71)
     warmup        unstable LR, warmup-length sweep, prepending warmup (checklist 110-114)
     instability   does the training loss climb? 2x and 5-10x probes (checklist 105, 107-108)

@@ -107,7 +107,8 @@ def summarize(records, data=REAL):
             times = np.asarray(record.get("step_times_s") or [], dtype=float)
             if times.size == 0 or not np.all(np.isfinite(times)) or np.any(times <= 0):
                 raise ValueError(
-                    f"{data} batch_size={size} is ok but step_times_s={record.get('step_times_s')!r}"
+                    f"{data} batch_size={size} is ok but "
+                    f"step_times_s={record.get('step_times_s')!r}"
                     " is not a non-empty list of positive seconds"
                 )
             per_step = size / times
@@ -124,7 +125,7 @@ def summarize(records, data=REAL):
 
 
 def _gain_per_doubling(small, large):
-    """Throughput ratio per doubling of the batch size, for rows possibly several doublings apart."""
+    """Throughput ratio per doubling of batch size, for rows possibly several doublings apart."""
     doublings = math.log2(large["batch_size"] / small["batch_size"])
     return (large["examples_per_s"] / small["examples_per_s"]) ** (1.0 / doublings)
 
