@@ -9,7 +9,8 @@ Run the default study (does a wider CNN help? quasi-random search over the width
 hyperparameter, with the learning rate and momentum as nuisance hyperparameters):
   python -m tfplaybook.run
 
-Expect: about 97% validation accuracy after 300 steps, in roughly 15-25 s on a 2-core CPU.
+Expect (measured on a 2-core CPU): one training reaches about 97.8% validation accuracy after
+300 steps in about 7 s; the default study's 8 trials take about 25 s.
 """
 
 
