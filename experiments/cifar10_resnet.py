@@ -70,6 +70,8 @@ def get_config():
             "max_trials": 20,
             "oracle": "quasi_random",
             "design": "joint",
+            # A trial whose worker sends no heartbeat for this long goes to another worker.
+            "stale_trial_seconds": 120,
             "search_space": [
                 {
                     "name": "optimizer.learning_rate",

@@ -68,6 +68,8 @@ def get_config():
             "max_trials": 8,
             "oracle": "quasi_random",
             "design": "joint",
+            # A trial whose worker sends no heartbeat for this long goes to another worker.
+            "stale_trial_seconds": 120,
             "search_space": [
                 # The question of the default study: does a wider CNN help? The width is
                 # scientific; the learning rate and momentum are nuisance (checklist 28-29).
