@@ -60,8 +60,8 @@ def test_two_replicas_match_one_device_on_the_same_global_batch(experiment_confi
     assert two.replicas == 2
     two.model.set_weights(one.model.get_weights())
     for trainer in (one, two):
-        train_ds, _ = trainer._datasets(shuffle_seed=0)
-        losses, norms, _ = trainer._train_loop(iter(train_ds), tf.constant(10))
+        train_ds, _ = trainer.datasets(shuffle_seed=0)
+        losses, norms, _ = trainer.train_loop(iter(train_ds), tf.constant(10))
         trainer.result = (losses.numpy(), norms.numpy())
     np.testing.assert_allclose(one.result[0], two.result[0], rtol=2e-3)
     np.testing.assert_allclose(one.result[1], two.result[1], rtol=2e-3)
@@ -84,8 +84,8 @@ def test_evaluation_covers_the_split_once_with_padding_weighted_zero(
             strategy=strategy, num_cpu_replicas=2 if strategy == "mirrored" else 1, **QUIET
         ),
     )
-    train_ds, eval_ds = trainer._datasets(shuffle_seed=0)
-    trainer._train_loop(iter(train_ds), tf.constant(30))
+    train_ds, eval_ds = trainer.datasets(shuffle_seed=0)
+    trainer.train_loop(iter(train_ds), tf.constant(30))
     assert trainer.eval_steps * 100 > 359
     metrics = trainer.evaluate(eval_ds)
     images, labels = digits_test_split()
@@ -179,7 +179,7 @@ def test_best_checkpoints_hold_the_best_evaluations(experiment_config, tmp_path)
             best_dir / files[[f"step-{order[0][0]:08d}.weights.h5" == f for f in files].index(True)]
         )
     )
-    _, eval_ds = trainer._datasets(shuffle_seed=0)
+    _, eval_ds = trainer.datasets(shuffle_seed=0)
     assert trainer.evaluate(eval_ds)["accuracy"] == pytest.approx(status["best_value"], abs=1e-6)
 
 

@@ -309,7 +309,7 @@ def run_bn_check():
 
     config, _ = load_config()
     trainer = train.Trainer(config, "", runtime())  # Writes nothing: no run() call.
-    train_ds, _ = trainer._datasets(shuffle_seed=config["seed"])
+    train_ds, _ = trainer.datasets(shuffle_seed=config["seed"])
     iterator = iter(train_ds)
     batch = next(iterator)
     print(f"{trainer.replicas} replica(s), model.batch_norm={config['model'].get('batch_norm')}")
@@ -319,7 +319,7 @@ def run_bn_check():
             batchnorm.format_bn_report(batchnorm.bn_report(trainer.model, trainer.strategy, batch))
         )
     )
-    trainer._train_loop(iterator, tf.constant(flags.BN_CHECK_STEPS.value))
+    trainer.train_loop(iterator, tf.constant(flags.BN_CHECK_STEPS.value))
     synced = batchnorm.sync_moving_statistics(trainer.model, trainer.strategy)
     print(
         f"after {flags.BN_CHECK_STEPS.value} steps ({synced} moving statistics averaged over "

@@ -232,11 +232,16 @@ class Trainer:
             for _ in tf.range(num_steps):
                 strategy.run(eval_replica_step, args=next(iterator))
 
-        self._train_loop, self._eval_loop = train_loop, eval_loop
+        self.train_loop, self._eval_loop = train_loop, eval_loop
 
     # ----------------------------------------------------------------------------- datasets
 
-    def _datasets(self, shuffle_seed):
+    def datasets(self, shuffle_seed):
+        """The distributed (training, evaluation) datasets; training shuffles from `shuffle_seed`.
+
+        `train_loop(iter(training), tf.constant(n))` runs n steps and returns the per-step losses,
+        unclipped gradient norms and clipped flags (the batch sweep and bn_check drive it).
+        """
         config, spec = self.config, self.spec
         pipelines = strategy_lib.num_hosts(self.strategy)
         self.eval_steps = data_lib.eval_steps(spec.num_eval_examples, self.eval_batch, pipelines)
@@ -341,7 +346,7 @@ class Trainer:
         )
         if chief:
             write_trial_hparams(writer, workdir)
-        train_ds, eval_ds = self._datasets(shuffle_seed)
+        train_ds, eval_ds = self.datasets(shuffle_seed)
         iterator = iter(train_ds)
         factor = config.get("divergence_loss_factor", 0.0)
         train_seconds, wall_start, step = 0.0, time.time(), start
@@ -353,7 +358,7 @@ class Trainer:
                 self.train_accuracy.reset_state()
                 t0 = time.time()
                 losses, norms, clips = (
-                    x.numpy() for x in self._train_loop(iterator, tf.constant(n))
+                    x.numpy() for x in self.train_loop(iterator, tf.constant(n))
                 )
                 seconds = time.time() - t0
                 train_seconds += seconds

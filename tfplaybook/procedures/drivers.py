@@ -118,11 +118,11 @@ def _time_windows(trainer, dataset, steps, repeats):
 
     iterator = iter(dataset)
     n = tf.constant(steps)
-    trainer._train_loop(iterator, n)[0].numpy()  # Warm-up: tracing and the pipeline's start.
+    trainer.train_loop(iterator, n)[0].numpy()  # Warm-up: tracing and the pipeline's start.
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        trainer._train_loop(iterator, n)[0].numpy()  # .numpy() waits for the steps to finish.
+        trainer.train_loop(iterator, n)[0].numpy()  # .numpy() waits for the steps to finish.
         times.append((time.perf_counter() - start) / steps)
     return times
 
@@ -136,7 +136,7 @@ def _measure_batch(config, batch, strategy, runtime, workdir, steps, repeats):
 
     try:
         trainer = train.Trainer(dict(config, batch_size=batch), workdir, runtime, strategy)
-        real_ds, _ = trainer._datasets(config["seed"])
+        real_ds, _ = trainer.datasets(config["seed"])
         real = _time_windows(trainer, real_ds, steps, repeats)
         synthetic_ds = strategy.distribute_datasets_from_function(
             lambda ctx: data_lib.synthetic_batch_dataset(trainer.spec, batch, ctx)
