@@ -10,7 +10,7 @@ comparison resumes where it stopped.
 import os
 
 from tfplaybook import config as config_lib
-from tfplaybook import tracking, train
+from tfplaybook import selection, tracking, train
 from tfplaybook import trial_dir as td
 from tfplaybook.analysis import compare, report
 
@@ -32,7 +32,7 @@ def best_trial(study_dir):
         if status["status"] != td.COMPLETED or value is None:
             continue
         goal = config["objective"]["goal"]
-        if best is None or (value > best[2] if goal == "max" else value < best[2]):
+        if best is None or selection.is_better(value, best[2], goal):
             best = (directory, config, value)
     if best is None:
         raise config_lib.ConfigError(f"study {study_dir!r} has no completed trial to compare")

@@ -302,11 +302,13 @@ class Trainer:
                 "restarting this trial from step 0"
             )
         first_loss = (previous or {}).get("first_loss") if restored else None
+        # Objective per evaluated step, so far: rebuilds a damaged best-checkpoint index and gives
+        # the retrospective best at the end (checklist 43, 91) without re-reading the file.
         evaluations = {}
-        if chief:  # Lets a damaged best-checkpoint index be rebuilt (checklist 91).
+        if chief:
             rows = td.read_measurements(workdir)
             steps, values = td.series(rows, td.VALIDATION, self.objective["metric"])
-            evaluations = dict(zip(steps, values))
+            evaluations = {s: v for s, v in zip(steps, values) if s <= start}
         best = ckpt_lib.BestCheckpoints(
             os.path.join(ckpt_dir, ckpt_lib.BEST),
             self.objective["metric"],
@@ -368,8 +370,7 @@ class Trainer:
                         td.write_status(workdir, td.RUNNING, step=step, first_loss=first_loss)
                 rows = [(step + i + 1, td.TRAIN, "loss", losses[i]) for i in range(n)]
                 rows += [(step + i + 1, td.TRAIN, "grad_norm", norms[i]) for i in range(n)]
-                check_divergence_after = step
-                step += n
+                loop_start, step = step, step + n
                 lr = schedules.learning_rate(
                     step - 1,
                     config["optimizer"]["learning_rate"],
@@ -387,7 +388,7 @@ class Trainer:
                 ]
                 if chief:
                     td.append_measurements(workdir, rows)
-                check_divergence(check_divergence_after, losses, norms, first_loss, factor)
+                check_divergence(loop_start, losses, norms, first_loss, factor)
                 if should_evaluate(step, config):
                     metrics = self.evaluate(eval_ds)
                     for name, value in metrics.items():
@@ -398,6 +399,10 @@ class Trainer:
                             workdir, [(step, td.VALIDATION, k, v) for k, v in metrics.items()]
                         )
                     best.on_epoch_end(step, metrics)
+                    evaluations[step] = metrics[self.objective["metric"]]
+                    with writer.as_default(step=step):
+                        for name, value in metrics.items():
+                            tf.summary.scalar(f"validation/{name}", value)
                     last_eval = (
                         f" | val {self.objective['metric']} "
                         f"{metrics[self.objective['metric']]:.4f}"
@@ -406,11 +411,9 @@ class Trainer:
                     tf.summary.scalar("train/loss", float(np.mean(losses)))
                     tf.summary.scalar("train/grad_norm", float(np.mean(norms)))
                     tf.summary.scalar("train/learning_rate", lr)
-                    if last_eval and should_evaluate(step, config):
-                        for name, value in metrics.items():
-                            tf.summary.scalar(f"validation/{name}", value)
                 if should_checkpoint(step, config):
-                    batchnorm.sync_moving_statistics(self.model, self.strategy)  # Checklist 94-95.
+                    if not should_evaluate(step, config):  # evaluate() has just synced them.
+                        batchnorm.sync_moving_statistics(self.model, self.strategy)  # 94-95.
                     latest.save(step)
                     if chief:
                         td.write_status(workdir, td.RUNNING, step=step)
@@ -421,20 +424,14 @@ class Trainer:
                 )
         except Diverged as e:
             self._log(f"diverged: {e}")
-            return self._finish(td.DIVERGED, str(e), e.step, train_seconds, wall_start)
+            return self._finish(td.DIVERGED, str(e), e.step, evaluations, train_seconds, wall_start)
         finally:
             writer.flush()
             latest.close()
-        return self._finish(td.COMPLETED, "", step, train_seconds, wall_start)
+        return self._finish(td.COMPLETED, "", step, evaluations, train_seconds, wall_start)
 
-    def _finish(self, status, reason, step, train_seconds, wall_start):
-        rows = td.read_measurements(self.workdir) if self.is_chief else []
-        points = [
-            (r["step"], r["value"])
-            for r in rows
-            if r["split"] == td.VALIDATION and r["metric"] == self.objective["metric"]
-        ]
-        best = selection.best_of(points, self.objective["goal"])
+    def _finish(self, status, reason, step, evaluations, train_seconds, wall_start):
+        best = selection.best_of(evaluations.items(), self.objective["goal"])
         digest = hashlib.sha256(b"".join(w.tobytes() for w in self.model.get_weights()))
         fields = dict(
             weights_digest=digest.hexdigest()[:16],

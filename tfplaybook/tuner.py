@@ -72,10 +72,7 @@ class PlaybookTuner(keras_tuner.engine.base_tuner.BaseTuner):
         self.space = space
         self.runtime = runtime
         self.study_started = time.time()
-        self.best_so_far = None
         self._asked = False
-        if os.path.isdir(study_dir):  # A resumed study keeps counting from its finished trials.
-            self.best_so_far = tracking.summarize(study_dir, base_config)["best_value"]
         study_dir = os.path.abspath(study_dir)
         super().__init__(
             oracle=oracle,
@@ -136,19 +133,14 @@ class PlaybookTuner(keras_tuner.engine.base_tuner.BaseTuner):
         super().on_trial_end(trial)
         status = td.read_status(self.get_trial_dir(trial.trial_id)) or {}
         value = status.get("best_value")
-        goal = self.base_config["objective"]["goal"]
-        if status.get("status") == td.COMPLETED and value is not None:
-            if self.best_so_far is None or (
-                value > self.best_so_far if goal == "max" else value < self.best_so_far
-            ):
-                self.best_so_far = value
-        # Counted from the trial directories: a distributed worker's oracle is a gRPC client.
+        # Counted from the trial directories (resumed and other workers' trials included): a
+        # distributed worker's oracle is a gRPC client without the trial list.
         summary = tracking.summarize(self.project_dir, self.base_config)
         left = max(0, self.base_config["study"]["max_trials"] - summary["trials"])
         shown = ", ".join(f"{k}={_short(v)}" for k, v in trial.hyperparameters.values.items())
         print(
             f"trial {trial.trial_id} | {shown} | {status.get('status', '?')} | best "
-            f"{_short(value)} | best so far {_short(self.best_so_far)} | {left} left | "
+            f"{_short(value)} | best so far {_short(summary["best_value"])} | {left} left | "
             f"{time.time() - self.study_started:.0f} s",
             flush=True,
         )
