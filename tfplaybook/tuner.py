@@ -140,7 +140,7 @@ class PlaybookTuner(keras_tuner.engine.base_tuner.BaseTuner):
         shown = ", ".join(f"{k}={_short(v)}" for k, v in trial.hyperparameters.values.items())
         print(
             f"trial {trial.trial_id} | {shown} | {status.get('status', '?')} | best "
-            f"{_short(value)} | best so far {_short(summary["best_value"])} | {left} left | "
+            f"{_short(value)} | best so far {_short(summary['best_value'])} | {left} left | "
             f"{time.time() - self.study_started:.0f} s",
             flush=True,
         )
