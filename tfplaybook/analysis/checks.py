@@ -1,9 +1,9 @@
 """The playbook's post-study checklist as automated checks over a loaded study.
 
 Pure Python and NumPy (no TensorFlow, no matplotlib). `run_checks(study)` returns one
-`CheckResult` per check: an id, a title, the checklist items it implements, a verdict ("ok",
-"warning", or "n/a" when the data it needs is missing), a one-line finding, the numbers behind it,
-the playbook's advice, and the thresholds it used.
+`CheckResult` per check: an id, a title, the checklist items it implements (numbered as in
+docs/checklist.md), a verdict ("ok", "warning", or "n/a" when the data it needs is missing), a
+one-line finding, the numbers behind it, the playbook's advice, and the thresholds it used.
 
 Where the playbook gives a number (10% / 25% of training for the best step, 50% of updates
 clipped, the Adam trial budgets) the default is the playbook's. Everywhere else the number is

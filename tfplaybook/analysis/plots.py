@@ -1,4 +1,4 @@
-"""The playbook's study figures (PLOTS.md P1-P4, P12), drawn with matplotlib's Agg canvas.
+"""The playbook's study figures (docs/plots.md P1-P4, P12), drawn with matplotlib's Agg canvas.
 
 Figures are built with `matplotlib.figure.Figure` directly, never pyplot: no global state, no
 display backend, safe to call from any thread or process. Every function takes a loaded study

@@ -30,6 +30,12 @@ from tfplaybook.analysis import export, plots, study_data
 
 FILES_DIR = "report_files"
 _TRIAL_COLUMNS = ("trial_id", "status", "objective", "best_step")
+# Said near the top of every report: the numbers it cites are items of the project's checklist.
+CHECKLIST_NOTE = (
+    'Numbers such as "checklist 43" refer to the items of docs/checklist.md in the tfplaybook '
+    "repository, which says what each playbook item asks for and where tfplaybook implements "
+    "it; figure ids P1-P12 refer to docs/plots.md there."
+)
 STANDARD_SECTIONS = (
     "summary",
     "checks",
@@ -185,6 +191,7 @@ def _summary(study, results):
         ("check warnings", f"{len(warnings)}: " + "; ".join(warnings) if warnings else "none")
     )
     parts = [
+        _paragraph(CHECKLIST_NOTE),
         _table(("item", "value"), rows),
         _paragraph(
             "Checklist 40: before judging the study's goal, ask whether the search "
@@ -302,28 +309,28 @@ def _figure_sections(study, th):
     empty_axis = "The study varied no hyperparameter."
     empty_isolation = "No varied scientific hyperparameter: nothing to isolate."
     return [
-        ("axis-plots", "Axis plots (checklist 56, 42; PLOTS.md P1)", empty_axis, axis),
+        ("axis-plots", "Axis plots (checklist 56, 42; docs/plots.md P1)", empty_axis, axis),
         (
             "isolation-plots",
-            "Isolation plots (checklist 53-54; PLOTS.md P2)",
+            "Isolation plots (checklist 53-54; docs/plots.md P2)",
             empty_isolation,
             isolation,
         ),
         (
             "training-curves",
-            "Training curves (checklist 46-52, 56; PLOTS.md P3)",
+            "Training curves (checklist 46-52, 56; docs/plots.md P3)",
             "No trial logged measurements.",
             curves,
         ),
         (
             "best-step",
-            "Retrospective best step (checklist 69; PLOTS.md P4)",
+            "Retrospective best step (checklist 69; docs/plots.md P4)",
             "No trial has a best step.",
             best_step,
         ),
         (
             "gradient-norms",
-            "Gradient norms (checklist 116-119; PLOTS.md P12)",
+            "Gradient norms (checklist 116-119; docs/plots.md P12)",
             "No feasible trial logged grad_norm.",
             grad,
         ),
@@ -410,6 +417,7 @@ def _comparison_section(page, decision, details=None):
         ],
     )
     parts = [
+        _paragraph(CHECKLIST_NOTE),
         gaps,
         table,
         page.figure(
