@@ -9,6 +9,8 @@ Pure Python and NumPy: no TensorFlow, no matplotlib. Analysis reads trial direct
 
 When study.json is missing, the first trial's config supplies the objective and the search space
 (its `study` section), so a folder of trials can still be analysed.
+A directory with neither (no status.json trial, no study.json) but keras-tuner trial_*/trial.json
+files is a stock keras-tuner project: `keras_tuner_study` reads it.
 
 A trial's objective is its best validation value over training (checklist 43): status.json's
 best_value/best_step when present, recomputed from measurements.jsonl otherwise. Diverged and
@@ -295,6 +297,11 @@ def load_study(study_dir):
         if os.path.isfile(os.path.join(study_dir, name, td.STATUS))
     )
     study_json = os.path.join(study_dir, "study.json")
+    if not trial_paths and not os.path.exists(study_json):
+        from tfplaybook.analysis import keras_tuner_study  # It imports this module.
+
+        if keras_tuner_study.is_project(study_dir):
+            return keras_tuner_study.load_project(study_dir)
     description = td.read_json(study_json) if os.path.exists(study_json) else {}
     warnings = []
     if not description and trial_paths:

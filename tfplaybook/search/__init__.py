@@ -1,8 +1,9 @@
 """Studies' search machinery: search spaces, quasi-random samplers, Gaussian-process Bayesian
 optimisation and the keras-tuner oracles built on them.
 
-`space`, `halton`, `gp` and `bayes` are pure NumPy/SciPy. `oracles` imports keras_tuner (and so
-Keras): import it explicitly, `from tfplaybook.search import oracles`.
+`space`, `keras_space` (the keras-tuner space mapping), `halton`, `gp` and `bayes` are pure
+NumPy/SciPy. `oracles` imports keras_tuner (and so Keras): import it explicitly,
+`from tfplaybook.search import oracles`.
 """
 
 from tfplaybook.search.space import SearchSpace, parse

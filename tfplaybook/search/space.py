@@ -17,12 +17,16 @@ Roles (checklist 28): scientific, nuisance or fixed. Scales: linear, log, revers
 `max`, for values such as Adam's beta), discrete (ordered numbers) and categorical. A conditional
 hyperparameter hangs under a categorical parent and is namespaced per branch (checklist 33): its
 dimension id is `f"{parent_value}/{name}"`, so `nesterov/optimizer.learning_rate` and
-`adam/optimizer.learning_rate` are different dimensions with their own ranges.
+`adam/optimizer.learning_rate` are different dimensions with their own ranges. An optional "id"
+names a conditional dimension otherwise (a keras-tuner space keeps its hyperparameter names).
 
 Every dimension maps a coordinate u in [0, 1) to a value. The log, linear and discrete maps use the
 same floating-point expressions as the playbook's reference `halton.py`, so the `halton_compat`
 sampler reproduces its values bit for bit. A sampled point is a dict `{dimension id: value}` that
 holds the active dimensions only; `SearchSpace.apply` writes it into a config.
+
+`SearchSpace.from_hyperparameters(hp)` and `to_hyperparameters()` convert from and to keras-tuner
+(`tfplaybook.search.keras_space`); this module imports neither TensorFlow nor keras-tuner.
 """
 
 import copy
@@ -37,8 +41,8 @@ TYPES = ("float", "int")
 # The value a GP or a sampler gives an inactive conditional dimension: any constant works.
 INACTIVE_UNIT = 0.5
 
-_RANGE_KEYS = {"name", "role", "scale", "min", "max", "type", "parent", "parent_value"}
-_VALUES_KEYS = {"name", "role", "scale", "values", "parent", "parent_value"}
+_RANGE_KEYS = {"name", "role", "scale", "min", "max", "type", "parent", "parent_value", "id"}
+_VALUES_KEYS = {"name", "role", "scale", "values", "parent", "parent_value", "id"}
 _FIXED_KEYS = {"name", "role", "value"}
 
 
@@ -56,6 +60,7 @@ class Dimension:
         is_int=False,
         parent=None,
         parent_value=None,
+        dim_id=None,
     ):
         self.name = name
         self.role = role
@@ -66,7 +71,8 @@ class Dimension:
         self.is_int = is_int
         self.parent = parent
         self.parent_value = parent_value
-        self.id = name if parent is None else f"{parent_value}/{name}"
+        # A conditional dimension's id defaults to `parent_value/name` (see the module docstring).
+        self.id = dim_id or (name if parent is None else f"{parent_value}/{name}")
 
     @property
     def is_choice(self):
@@ -133,6 +139,8 @@ class Dimension:
             spec.update(min=self.min, max=self.max, type="int" if self.is_int else "float")
         if self.parent is not None:
             spec.update(parent=self.parent, parent_value=self.parent_value)
+            if self.id != f"{self.parent_value}/{self.name}":
+                spec["id"] = self.id
         return spec
 
 
@@ -150,6 +158,29 @@ class SearchSpace:
         self.dimensions = tuple(dimensions)
         self.fixed = dict(fixed or {})
         self._by_id = {d.id: d for d in self.dimensions}
+
+    @classmethod
+    def from_hyperparameters(cls, hp, roles=None, unsupported_conditions="raise"):
+        """A space from a `keras_tuner.HyperParameters` (or its config dict); ids are its names.
+
+        Args:
+          hp: the hyperparameters, e.g. `tuner.oracle.get_space()`.
+          roles: optional {name: "scientific" | "nuisance" | "fixed"}; default nuisance, Fixed
+            hyperparameters are fixed.
+          unsupported_conditions: "raise" or "ignore"; see `tfplaybook.search.keras_space`.
+
+        Raises:
+          ConfigError: for what a SearchSpace cannot express (see `keras_space`).
+        """
+        from tfplaybook.search import keras_space  # It imports this module.
+
+        return keras_space.from_hyperparameters(hp, roles, unsupported_conditions)
+
+    def to_hyperparameters(self, include_fixed=True):
+        """This space as a `keras_tuner.HyperParameters` named by dimension id (imports it)."""
+        from tfplaybook.search import keras_space
+
+        return keras_space.to_hyperparameters(self, include_fixed)
 
     @classmethod
     def from_config(cls, config):
@@ -351,12 +382,15 @@ def _parse_dimension(where, entry):
         raise ConfigError(
             f"{where}: a conditional hyperparameter needs both parent and parent_value"
         )
+    if "id" in entry and ("parent" not in entry or not isinstance(entry["id"], str)):
+        raise ConfigError(f"{where}: 'id' is a string, for conditional hyperparameters only")
     common = dict(
         name=entry["name"],
         role=entry["role"],
         scale=scale,
         parent=entry.get("parent"),
         parent_value=entry.get("parent_value"),
+        dim_id=entry.get("id"),
     )
     if scale in ("discrete", "categorical"):
         _check_keys(where, entry, _VALUES_KEYS)
