@@ -101,8 +101,3 @@ def test_pure_modules_do_not_import_tensorflow():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert out.stdout.strip() == "False", out.stderr
-
-
-def test_epochs_to_steps():
-    assert config_lib.epochs_to_steps(2, 1000, 100) == 20
-    assert config_lib.epochs_to_steps(0.01, 10, 100) == 1

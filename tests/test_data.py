@@ -6,14 +6,23 @@ import tensorflow as tf
 
 from tfplaybook import config as config_lib
 from tfplaybook import data as data_lib
+from tfplaybook import datasets
+from tfplaybook import task as task_lib
 
-DIGITS = {
-    "dataset": "digits",
-    "train_split": "train",
-    "eval_split": "test",
-    "cache": True,
-    "shuffle_buffer": 2048,
-}
+REGISTRY = task_lib.Task()
+DIGITS = task_lib.complete_config(
+    {
+        "batch_size": 32,
+        "max_train_steps": 10,
+        "data": {"dataset": "digits"},
+        "model": {"name": "cnn"},
+    }
+)
+
+
+def digits_spec(**data):
+    config = task_lib.merge(DIGITS, {"data": data})
+    return data_lib.get_data_spec(config, REGISTRY), config
 
 
 def host_context(index, hosts=2):
@@ -24,13 +33,13 @@ def host_context(index, hosts=2):
 
 def labels_and_images(ds, batches):
     out = []
-    for images, labels in ds.take(batches):
+    for images, labels, _ in ds.take(batches):
         out.append((images.numpy().reshape(len(labels), -1), labels.numpy()))
     return out
 
 
 def test_each_host_reads_its_own_shard_in_its_own_order():
-    spec = data_lib.get_data_spec(DIGITS)
+    spec, _ = digits_spec()
     # One pass over each host's shard: 1438 training examples, 719 per host, batch 32 per host.
     per_host = []
     for host in (0, 1):
@@ -47,7 +56,7 @@ def test_each_host_reads_its_own_shard_in_its_own_order():
 
 
 def test_shuffle_is_seeded():
-    spec = data_lib.get_data_spec(DIGITS)
+    spec, _ = digits_spec()
 
     def first(seed):
         ds = data_lib.train_dataset(spec, DIGITS, 32, seed=seed)
@@ -59,7 +68,7 @@ def test_shuffle_is_seeded():
 
 @pytest.mark.parametrize("hosts", [1, 2, 3])
 def test_eval_pads_every_host_to_the_same_steps_and_counts_each_example_once(hosts):
-    spec = data_lib.get_data_spec(DIGITS)
+    spec, _ = digits_spec()
     global_batch = 48 * hosts
     steps = data_lib.eval_steps(spec.num_eval_examples, global_batch, hosts)
     total_weight, labels_seen = 0.0, []
@@ -73,25 +82,51 @@ def test_eval_pads_every_host_to_the_same_steps_and_counts_each_example_once(hos
             total_weight += float(tf.reduce_sum(weights))
             labels_seen.extend(labels.numpy()[weights.numpy() > 0].tolist())
     assert total_weight == spec.num_eval_examples
-    reference = [int(y) for _, y in spec.builder.as_dataset(split="test", as_supervised=True)]
+    builder = datasets._tfds_builder(DIGITS)
+    reference = [int(y) for _, y in builder.as_dataset(split="test", as_supervised=True)]
     assert sorted(labels_seen) == sorted(reference)
 
 
 def test_synthetic_data_is_learnable_and_deterministic():
-    config = {
-        "dataset": "synthetic",
-        "image_shape": [8, 8, 3],
-        "num_classes": 4,
-        "num_train_examples": 64,
-        "num_eval_examples": 32,
-    }
-    a, b = data_lib.get_data_spec(config, seed=1), data_lib.get_data_spec(config, seed=1)
-    np.testing.assert_array_equal(a.synthetic["train"][0], b.synthetic["train"][0])
-    images, labels = a.synthetic["train"]
+    config = task_lib.complete_config(
+        {
+            "batch_size": 8,
+            "max_train_steps": 10,
+            "seed": 1,
+            "model": {"name": "cnn"},
+            "data": {
+                "dataset": "synthetic",
+                "image_shape": [8, 8, 3],
+                "num_classes": 4,
+                "num_train_examples": 64,
+                "num_eval_examples": 32,
+            },
+        }
+    )
+    spec = data_lib.get_data_spec(config, REGISTRY)
+    assert spec.feature_shape == (8, 8, 3) and spec.num_classes == 4
+    assert spec.num_train_examples == 64 and spec.num_eval_examples == 32
+
+    def arrays():
+        examples = list(datasets.get_dataset("synthetic").make("train", config))
+        return np.stack([x.numpy() for x, _ in examples]), np.array([int(y) for _, y in examples])
+
+    (images, labels), (again, _) = arrays(), arrays()
+    np.testing.assert_array_equal(images, again)
     means = np.stack([images[labels == c].mean(0) for c in np.unique(labels)])
-    assert np.std(means) > 20  # Class means differ: the labels can be learned.
+    assert np.std(means) > 20 / 255  # Class means differ: the labels can be learned.
 
 
 def test_unknown_split_is_refused_with_the_known_ones():
     with pytest.raises(config_lib.ConfigError, match="splits: test, train"):
-        data_lib.get_data_spec(dict(DIGITS, eval_split="validation"))
+        digits_spec(eval_split="validation")
+
+
+def test_in_memory_batches_are_the_first_real_batch_repeated():
+    spec, config = digits_spec()
+    ds = data_lib.in_memory_dataset(spec, config, 16)
+    first, second = list(ds.take(2))
+    real = next(iter(data_lib.train_dataset(spec, config, 16, config["seed"])))
+    for a, b, c in zip(first, second, real):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+        np.testing.assert_array_equal(a.numpy(), c.numpy())

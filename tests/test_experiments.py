@@ -7,12 +7,26 @@ import pytest
 from conftest import REPO
 
 from tfplaybook import config as config_lib
-from tfplaybook import models, train
+from tfplaybook import models
+from tfplaybook import task as task_lib
+from tfplaybook import trainer as train
+
+
+def build(config, shape=(32, 32, 3), classes=10):
+    """The registry model of `config`, built as a trial builds it (a DataSpec of images)."""
+    import tensorflow as tf
+
+    from tfplaybook import data as data_lib
+
+    element = (tf.TensorSpec(shape), tf.TensorSpec((), tf.int32), tf.TensorSpec(()))
+    spec = data_lib.DataSpec("images", None, element, None, 1, classes)
+    return models.get_builder(config["model"]["name"]).build(config, spec)
 
 
 def load(name, *overrides):
     path = os.path.join(REPO, "experiments", f"{name}.py")
-    return config_lib.apply_overrides(config_lib.load_experiment(path), overrides)
+    config, task = task_lib.load(path)
+    return task_lib.apply_overrides(config, overrides, task)
 
 
 @pytest.mark.parametrize("name", ["digits_cnn", "digits_mlp", "synthetic_resnet"])
@@ -28,7 +42,7 @@ def test_experiment_trains_a_few_steps_and_beats_chance(name, tmp_path):
 @pytest.mark.parametrize("batch_norm", ["sync", "per_replica", "ghost"])
 def test_cifar10_resnet_builds_with_each_batch_norm_setting(batch_norm):
     config = load("cifar10_resnet", f"model.batch_norm={batch_norm}")
-    model = models.get_model(config["model"], (32, 32, 3), 10)
+    model = build(config)
     assert model.name == "resnet20"
     out = model(np.zeros((64, 32, 32, 3), np.float32), training=True)
     assert out.shape == (64, 10)
@@ -42,8 +56,15 @@ def test_cifar10_resnet_without_prepared_data_fails_clearly(tmp_path):
 
 def test_keras_applications_model_by_name():
     config = load("synthetic_resnet", "model.name=app:MobileNetV2", "model.dropout=0.1")
-    model = models.get_model(config["model"], (32, 32, 3), 10)
+    model = build(config)
     assert model.name == "MobileNetV2" and model.count_params() > 1e6
     assert model(np.zeros((2, 32, 32, 3), np.float32)).shape == (2, 10)
     with pytest.raises(config_lib.ConfigError, match="not a keras.applications model"):
-        models.get_model(dict(config["model"], name="app:NoSuchNet"), (32, 32, 3), 10)
+        build(dict(config, model=dict(config["model"], name="app:NoSuchNet")))
+
+
+def test_every_shipped_experiment_loads_and_validates():
+    for path in config_lib.list_experiments():
+        config, _ = task_lib.load(os.path.join(REPO, path))
+        config_lib.validate(config)
+        assert config["study"]["search_space"], path

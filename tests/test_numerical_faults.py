@@ -7,7 +7,8 @@ import json
 import numpy as np
 from conftest import run_cli
 
-from tfplaybook import tracking, train
+from tfplaybook import tracking
+from tfplaybook import trainer as train
 from tfplaybook import trial_dir as td
 
 RUNTIME = dict(verbose=False, steps_per_loop=10, strategy="cpu")

@@ -7,9 +7,8 @@ import pytest
 import tensorflow as tf
 
 from tfplaybook import config as config_lib
-from tfplaybook import data as data_lib
 from tfplaybook import strategy as strategy_lib
-from tfplaybook import train
+from tfplaybook import trainer as train
 from tfplaybook import trial_dir as td
 
 QUIET = dict(verbose=False, steps_per_loop=25)
@@ -20,11 +19,20 @@ def run(config, workdir, **runtime):
 
 
 def digits_test_split():
-    spec = data_lib.get_data_spec(
-        {"dataset": "digits", "train_split": "train", "eval_split": "test"}
+    from tfplaybook import datasets
+    from tfplaybook import task as task_lib
+
+    config = task_lib.complete_config(
+        {
+            "batch_size": 8,
+            "max_train_steps": 1,
+            "model": {"name": "cnn"},
+            "data": {"dataset": "digits"},
+        }
     )
     images, labels = [], []
-    for x, y in spec.builder.as_dataset(split="test", as_supervised=True):
+    builder = datasets._tfds_builder(config)
+    for x, y in builder.as_dataset(split="test", as_supervised=True):
         images.append(x.numpy())
         labels.append(y.numpy())
     return np.stack(images).astype(np.float32) / 255.0, np.array(labels)

@@ -46,7 +46,8 @@ def test_small_study_writes_trials_report_and_index(tmp_path):
         *SMALL,
     )
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.count("\ntrial ") + out.stdout.startswith("trial ") == 3
+    assert out.stdout.count("| trial ") == 3
+    assert f"plan: study {study}: 3 trials" in out.stdout
     assert len(finished_trials(study)) == 3
     assert len(set(hparam_values(study))) == 3
     for name in ("study.json", "report.html", "report.md", "trials.csv"):
@@ -197,6 +198,6 @@ def test_loopback_chief_with_two_workers_finishes_the_study(tmp_path):
     for proc, (_, err) in zip(workers + [chief], outs):
         assert proc.returncode == 0, err[-2000:]
     assert len(finished_trials(study)) == 4 and len(set(hparam_values(study))) == 4
-    ran = [out.count("trial ") for out, _ in outs[:2]]
+    ran = [out.count("| trial ") for out, _ in outs[:2]]
     assert sum(ran) == 4 and all(n >= 1 for n in ran)  # Both workers ran trials.
     assert (study / "report.html").exists()

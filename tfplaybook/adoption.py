@@ -10,7 +10,8 @@ comparison resumes where it stopped.
 import os
 
 from tfplaybook import config as config_lib
-from tfplaybook import selection, tracking, train
+from tfplaybook import selection, tracking
+from tfplaybook import trainer as train
 from tfplaybook import trial_dir as td
 from tfplaybook.analysis import compare, report
 
@@ -39,12 +40,28 @@ def best_trial(study_dir):
     return best[0], best[1]
 
 
-def rerun(config, out_dir, reruns, runtime):
+def study_task(study_dir):
+    """The Task a study's trials ran with: its experiment file's functions, else the registries.
+
+    study.json records the experiment file; a study of a user task is rerun with the same
+    build_model and make_dataset, so that file must still exist.
+    """
+    from tfplaybook import task as task_lib
+    from tfplaybook import tuner
+
+    path = os.path.join(study_dir, tuner.STUDY)
+    experiment = td.read_json(path).get("experiment") if os.path.exists(path) else None
+    if not experiment or not os.path.isfile(experiment):
+        return task_lib.Task()
+    return task_lib.load(experiment)[1]
+
+
+def rerun(config, out_dir, reruns, runtime, task=None):
     """Trains `config` with seeds seed+1 .. seed+reruns; returns the best values."""
     values = []
     for k in range(1, reruns + 1):
         seeded = dict(config, seed=config["seed"] + k)
-        status = train.train(seeded, os.path.join(out_dir, f"rerun_{k}"), runtime)
+        status = train.train(seeded, os.path.join(out_dir, f"rerun_{k}"), runtime, task=task)
         values.append(status.get("best_value") if status["status"] == td.COMPLETED else None)
     return [float("nan") if v is None else v for v in values]
 
@@ -63,8 +80,12 @@ def compare_studies(baseline_dir, candidate_dir, reruns, out_dir, runtime):
             f"the studies optimise different objectives ({base_config['objective']} vs "
             f"{cand_config['objective']}); compare studies of the same objective"
         )
-    baseline_values = rerun(base_config, os.path.join(out_dir, "baseline"), reruns, runtime)
-    candidate_values = rerun(cand_config, os.path.join(out_dir, "candidate"), reruns, runtime)
+    baseline_values = rerun(
+        base_config, os.path.join(out_dir, "baseline"), reruns, runtime, study_task(baseline_dir)
+    )
+    candidate_values = rerun(
+        cand_config, os.path.join(out_dir, "candidate"), reruns, runtime, study_task(candidate_dir)
+    )
     decision = compare.decide(baseline_values, candidate_values, goal)
     report.write_comparison_report(
         out_dir,

@@ -1,8 +1,10 @@
 """Experiments as plain Python files, strict dotted overrides, and step conversion.
 
-Pure Python: no TensorFlow import. An experiment file defines `get_config() -> dict`. Every mode
-agrees on these names: top-level `batch_size`, `max_train_steps`, `eval_every_steps`, `seed`, and
-the sections `data`, `model` (with `model.batch_norm`), `optimizer`, `schedule` and `study`.
+Pure Python: no TensorFlow import. An experiment file defines `get_config() -> dict` and may
+define `build_model` and `make_dataset` (tfplaybook.task). Every mode agrees on these names:
+top-level `batch_size`, `max_train_steps`, `eval_every_steps`, `seed`, `loss`, `metrics`,
+`objective`, and the sections `data`, `model`, `optimizer`, `schedule` and `study`. Only
+`batch_size` and `max_train_steps` are required: tfplaybook.task fills in the rest.
 """
 
 import ast
@@ -16,15 +18,13 @@ class ConfigError(ValueError):
     """Bad user input about an experiment or override; reported in one line, exit status 2."""
 
 
-REQUIRED_KEYS = ("batch_size", "max_train_steps", "eval_every_steps", "seed")
-REQUIRED_SECTIONS = ("data", "model", "optimizer", "schedule")
+REQUIRED_KEYS = ("batch_size", "max_train_steps")
 
 
-def load_experiment(path):
-    """Imports an experiment file and returns a deep copy of its `get_config()`.
+def import_experiment(path):
+    """Imports an experiment file as a module (it runs with the user's permissions).
 
-    Experiment files are Python: they run with the user's permissions, so only load files you
-    trust (the README says so too).
+    Experiment files are Python: only load files you trust (the README says so too).
 
     Raises:
       ConfigError: when the file does not exist, does not import, or has no `get_config`.
@@ -45,6 +45,11 @@ def load_experiment(path):
         ) from None
     if not callable(getattr(module, "get_config", None)):
         raise ConfigError(f"experiment file {path!r} defines no get_config() function")
+    return module
+
+
+def experiment_config(module, path):
+    """A deep copy of the experiment module's `get_config()` (not yet completed with defaults)."""
     try:
         config = module.get_config()
     except Exception as e:  # The experiment's own code failed: user input, reported in a line.
@@ -53,10 +58,17 @@ def load_experiment(path):
         raise ConfigError(
             f"get_config() in {path!r} returned {type(config).__name__}, expected a dict"
         )
-    missing = [k for k in REQUIRED_KEYS + REQUIRED_SECTIONS if k not in config]
+    missing = [k for k in REQUIRED_KEYS if k not in config]
     if missing:
         raise ConfigError(f"experiment {path!r} lacks required keys: {', '.join(missing)}")
     return copy.deepcopy(config)
+
+
+def load_experiment(path):
+    """The experiment file's config with every default filled in (tfplaybook.task)."""
+    from tfplaybook import task
+
+    return task.load(path)[0]
 
 
 def experiments_dir():
@@ -170,7 +182,7 @@ def apply_overrides(config, overrides):
 
 
 def validate(config):
-    """Checks the numbers every mode relies on; raises ConfigError naming the bad value."""
+    """Checks the numbers and names every mode relies on; raises ConfigError naming the bad one."""
     for key in ("batch_size", "max_train_steps", "eval_every_steps"):
         value = config[key]
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -180,9 +192,18 @@ def validate(config):
             f"eval_every_steps={config['eval_every_steps']} exceeds "
             f"max_train_steps={config['max_train_steps']}: no evaluation would run"
         )
+    from tfplaybook import metrics
+
+    if not isinstance(config["metrics"], (list, tuple)):
+        raise ConfigError(f"metrics={config['metrics']!r} must be a list of metric identifiers")
+    names = metrics.metric_names(config)
+    if "loss" in names or len(set(names)) != len(names):
+        raise ConfigError(f"metrics={names!r} must be distinct and must not include 'loss'")
+    objective = config["objective"]
+    allowed = ["loss"] + names
+    if not isinstance(objective, dict) or objective.get("metric") not in allowed:
+        metric = objective.get("metric") if isinstance(objective, dict) else objective
+        raise ConfigError(f"objective.metric={metric!r} is not one of {', '.join(allowed)}")
+    if objective.get("goal") not in ("min", "max"):
+        raise ConfigError(f"objective.goal={objective.get('goal')!r} is not one of max, min")
     return config
-
-
-def epochs_to_steps(epochs, num_examples, batch_size):
-    """Converts an epoch budget to steps (the one unit used inside the code)."""
-    return max(1, int(round(epochs * num_examples / batch_size)))

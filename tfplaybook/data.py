@@ -1,164 +1,165 @@
-"""The tf.data input pipeline: TFDS datasets, the embedded digits default and synthetic images.
+"""The tf.data input pipeline around any task's `make_dataset` (tfplaybook.task, docs/tasks.md).
 
-Training data is sharded per host through the input context, cached, shuffled with a seed that
-differs per host (checklist 95), mapped in parallel, batched with `drop_remainder` (static shapes
-for TPUs) and prefetched (checklist 80). Evaluation covers the split exactly once: each host's shard
-is padded to the same whole number of batches with examples of weight 0, so padding never biases
-a metric (checklist 86), and the evaluation batch is at least the training batch (checklist 83).
+`make_dataset(split, config[, input_context])` gives unbatched `(features, label)` or
+`(features, label, weight)` examples; everything else happens here, the same for the shipped
+datasets (tfplaybook.datasets) and a user's own. Training data is sharded per host (by the
+function itself when it takes `input_context`, else here by example), cached, shuffled with a seed
+that differs per host (checklist 95), batched with `drop_remainder` (static shapes for TPUs) and
+prefetched (checklist 80). Evaluation covers the split exactly once: each host's shard is padded
+to the same whole number of batches with examples of weight 0, so padding never biases a metric
+(checklist 86), and the evaluation batch is at least the training batch (checklist 83). The
+evaluation split is always sharded here, never by the function, so that padding stays exact.
 """
 
-import dataclasses
-import difflib
 import math
-import os
 import time
 
-import numpy as np
 import tensorflow as tf
 
+from tfplaybook import datasets
 from tfplaybook.config import ConfigError
 
 AUTOTUNE = tf.data.AUTOTUNE
-EMBEDDED = {"digits": "tfplaybook_digits"}
-KINDS = ("digits", "synthetic", "tfds:NAME")
+SPLITS = ("train", "eval")
 
 
-@dataclasses.dataclass
 class DataSpec:
-    """What the model and the loop need to know about a dataset."""
+    """What the model builder and the loop know about a task's data.
 
-    name: str
-    image_shape: tuple
-    num_classes: int
-    num_train_examples: int
-    num_eval_examples: int
-    builder: object = None  # A TFDS builder, or None for synthetic data.
-    synthetic: dict = None  # Generated arrays for synthetic data.
+    Attributes:
+      name: the dataset's name (`data.dataset`, or the experiment's make_dataset).
+      element_spec: (features, label, weight) TensorSpecs of one unbatched example.
+      num_train_examples: examples in the training split, or None when not known without a pass.
+      num_eval_examples: examples in the evaluation split (exact evaluation needs the count).
+      num_classes: classes of an integer label (`data.num_classes`, the dataset's own info, else
+        max label + 1 over the training split, counted on first use); None for other labels.
+    """
+
+    def __init__(self, name, make, element_spec, num_train, num_eval, num_classes=None):
+        self.name = name
+        self.make = make
+        self.element_spec = element_spec
+        self.num_train_examples = num_train
+        self.num_eval_examples = num_eval
+        self._num_classes = num_classes
+        self._config = None
+
+    @property
+    def features_spec(self):
+        return self.element_spec[0]
+
+    @property
+    def label_spec(self):
+        return self.element_spec[1]
+
+    @property
+    def feature_shape(self):
+        """The shape of one example's features (they must be one tensor)."""
+        if not isinstance(self.features_spec, tf.TensorSpec):
+            raise ConfigError(
+                f"the features of {self.name} are {type(self.features_spec).__name__}, not one "
+                "tensor: this model needs a single feature tensor; write a build_model of your own"
+            )
+        return tuple(self.features_spec.shape)
+
+    @property
+    def num_classes(self):
+        if (
+            self._num_classes is None
+            and self._config is not None
+            and self.label_spec.dtype.is_integer
+        ):
+            ds = _read(self, self._config, "train")
+            top = ds.map(lambda x, y, w: tf.cast(tf.reduce_max(y), tf.int64)).reduce(
+                tf.constant(-1, tf.int64), tf.maximum
+            )
+            self._num_classes = int(top) + 1
+        return self._num_classes
+
+    def require_num_classes(self):
+        if not self.num_classes:
+            raise ConfigError(
+                f"the labels of {self.name} are {self.label_spec.dtype.name}, not class ids: set "
+                "data.num_classes or write a build_model of your own"
+            )
+        return self.num_classes
 
 
-def default_data_dir():
-    return os.environ.get("TFDS_DATA_DIR") or os.path.join(
-        os.path.expanduser("~"), "tensorflow_datasets"
-    )
-
-
-def _tfds_builder(name, data_dir, download):
-    import tensorflow_datasets as tfds
-
-    if name == EMBEDDED["digits"]:
-        from tfplaybook import digits_builder  # noqa: F401  (defining the class registers it)
-    try:
-        builder = tfds.builder(name, data_dir=data_dir, try_gcs=False)
-    except Exception as e:  # TFDS raises several types for unknown names.
-        known = tfds.list_builders(with_community_datasets=False)
-        close = difflib.get_close_matches(name, known, n=5)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
+def _call(make, split, config, input_context=None):
+    """(dataset, sharded): the function's dataset; sharded when it took `input_context`."""
+    sharded = input_context is not None and datasets.accepts_input_context(make)
+    ds = make(split, config, input_context=input_context) if sharded else make(split, config)
+    if not isinstance(ds, tf.data.Dataset):
         raise ConfigError(
-            f"TFDS dataset {name!r} does not exist ({type(e).__name__}){hint} "
-            f"Allowed: {', '.join(KINDS)}"
-        ) from None
-    if not builder.is_prepared():
-        if name == EMBEDDED["digits"] or download:
-            try:
-                builder.download_and_prepare()
-            except Exception:
-                # Two workers may prepare at once; one wins the rename. Fail only if nobody did.
-                builder = tfds.builder(name, data_dir=data_dir, try_gcs=False)
-                if not builder.is_prepared():
-                    raise
-        else:
-            raise ConfigError(
-                f"TFDS dataset {name!r} is not prepared in {data_dir}; prepare it there, point "
-                "--data_dir at a prepared copy, or pass --download to fetch it"
-            )
-    return builder
+            f"make_dataset({split!r}, config) returned {type(ds).__name__}, expected a "
+            "tf.data.Dataset of unbatched (features, label) or (features, label, weight)"
+        )
+    return ds, sharded
 
 
-def get_data_spec(data_config, seed=0, download=False):
-    """Resolves `data.dataset` to a DataSpec; raises ConfigError on an unknown or unprepared one."""
-    dataset = data_config["dataset"]
-    data_dir = data_config.get("data_dir") or default_data_dir()
-    if dataset == "synthetic":
-        return _synthetic_spec(data_config, seed)
-    if dataset in EMBEDDED:
-        name = EMBEDDED[dataset]
-    elif dataset.startswith("tfds:") and len(dataset) > 5:
-        name = dataset[5:]
-    else:
-        raise ConfigError(f"dataset {dataset!r} is not one of {', '.join(KINDS)}")
-    builder = _tfds_builder(name, data_dir, download)
-    info = builder.info
-    for key in ("train_split", "eval_split"):
-        if data_config[key] not in info.splits:
-            raise ConfigError(
-                f"data.{key}={data_config[key]!r} is not a split of {name}; "
-                f"splits: {', '.join(sorted(info.splits.keys()))}"
-            )
-    image_key, label_key = info.supervised_keys
-    return DataSpec(
-        name=name,
-        image_shape=tuple(info.features[image_key].shape),
-        num_classes=info.features[label_key].num_classes,
-        num_train_examples=info.splits[data_config["train_split"]].num_examples,
-        num_eval_examples=info.splits[data_config["eval_split"]].num_examples,
-        builder=builder,
-    )
+def _with_weight(ds, split):
+    spec = ds.element_spec
+    if not isinstance(spec, tuple) or len(spec) not in (2, 3):
+        raise ConfigError(
+            f"make_dataset({split!r}, config) yields {spec}; expected (features, label) or "
+            "(features, label, weight) examples, unbatched"
+        )
+    if len(spec) == 3:
+        return ds.map(lambda x, y, w: (x, y, tf.cast(w, tf.float32)))
+    return ds.map(lambda x, y: (x, y, tf.constant(1.0, tf.float32)))
 
 
-def _synthetic_spec(data_config, seed):
-    """Learnable synthetic images: a class-dependent mean plus noise, generated in memory."""
-    shape = tuple(data_config.get("image_shape", (32, 32, 3)))
-    num_classes = int(data_config.get("num_classes", 10))
-    num_train = int(data_config.get("num_train_examples", 2048))
-    num_eval = int(data_config.get("num_eval_examples", 512))
-    rng = np.random.RandomState(seed)
-    means = rng.uniform(0, 255, size=(num_classes,) + shape)
-
-    def make(n):
-        labels = rng.randint(0, num_classes, size=n)
-        images = np.clip(means[labels] + rng.normal(0, 40, size=(n,) + shape), 0, 255)
-        return images.astype(np.uint8), labels.astype(np.int64)
-
-    arrays = {"train": make(num_train), "eval": make(num_eval)}
-    return DataSpec("synthetic", shape, num_classes, num_train, num_eval, synthetic=arrays)
-
-
-def _raw(spec, data_config, which, input_context, shuffle_seed):
-    """Unbatched (image, label) examples of one split, sharded for this input pipeline."""
+def _read(spec, config, split, input_context=None):
+    """One pipeline's unbatched (features, label, weight) examples of `split`."""
+    ds, sharded = _call(spec.make, split, config, input_context if split == "train" else None)
     pipelines = input_context.num_input_pipelines if input_context else 1
-    index = input_context.input_pipeline_id if input_context else 0
-    if spec.synthetic is not None:
-        images, labels = spec.synthetic["train" if which == "train" else "eval"]
-        return tf.data.Dataset.from_tensor_slices((images, labels)).shard(pipelines, index)
-    import tensorflow_datasets as tfds
-
-    split = data_config["train_split" if which == "train" else "eval_split"]
-    num_shards = len(spec.builder.info.splits[split].file_instructions)
-    by_file = which == "train" and pipelines > 1 and num_shards >= pipelines
-    read_config = tfds.ReadConfig(
-        input_context=input_context if by_file else None,
-        shuffle_seed=shuffle_seed,
-        try_autocache=False,
-    )
-    ds = spec.builder.as_dataset(
-        split=split,
-        as_supervised=True,
-        shuffle_files=which == "train",
-        read_config=read_config,
-    )
-    # Few files (the embedded digits have one): shard by example instead of by file.
-    return ds if by_file or pipelines == 1 else ds.shard(pipelines, index)
+    if pipelines > 1 and not sharded:
+        ds = ds.shard(pipelines, input_context.input_pipeline_id)
+    return _with_weight(ds, split)
 
 
-def _preprocess(image, label):
-    return tf.cast(image, tf.float32) / 255.0, tf.cast(label, tf.int32)
+def _count(ds):
+    count = int(ds.cardinality())
+    if count >= 0:
+        return count
+    if count == tf.data.INFINITE_CARDINALITY:
+        return None
+    return int(ds.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))
 
 
-def _augment(image, label):
+def get_data_spec(config, task, download=False):
+    """Resolves the task's data for `config`; raises ConfigError on data the trials cannot read."""
+    make, describe = task.dataset(config)
+    info = describe(config, download) if describe else {}
+    name = config["data"].get("dataset") or getattr(make, "__name__", "make_dataset")
+    probe = DataSpec(name, make, None, None, None)
+    eval_ds = _read(probe, config, "eval")
+    num_eval = config["data"].get("num_eval_examples") or info.get("num_eval_examples")
+    num_eval = num_eval or _count(eval_ds)
+    if not num_eval:
+        raise ConfigError(f"the evaluation split of {name} is empty or endless; give a finite one")
+    num_train = config["data"].get("num_train_examples") or info.get("num_train_examples")
+    if num_train is None:
+        cardinality = int(_call(make, "train", config)[0].cardinality())
+        num_train = cardinality if cardinality >= 0 else None
+    classes = config["data"].get("num_classes") or info.get("num_classes")
+    spec = DataSpec(name, make, eval_ds.element_spec, num_train, int(num_eval), classes)
+    spec._config = config
+    if config["data"]["augment"] and (
+        not isinstance(spec.features_spec, tf.TensorSpec) or spec.features_spec.shape.rank != 3
+    ):
+        raise ConfigError(
+            f"data.augment=True crops and flips images, but the features of {name} are "
+            f"{spec.features_spec}; set data.augment=false or augment in make_dataset"
+        )
+    return spec
+
+
+def _augment(image, label, weight):
     shape = tf.shape(image)
     padded = tf.image.pad_to_bounding_box(image, 4, 4, shape[0] + 8, shape[1] + 8)
     image = tf.image.random_crop(padded, shape)
-    return tf.image.random_flip_left_right(image), label
+    return tf.image.random_flip_left_right(image), label, weight
 
 
 def _slow_map(milliseconds):
@@ -168,56 +169,63 @@ def _slow_map(milliseconds):
         time.sleep(milliseconds / 1000.0)
         return x
 
-    def fn(image, label):
-        slowed = tf.numpy_function(sleep, [image], image.dtype, stateful=True)
-        return tf.ensure_shape(slowed, image.shape), label
+    def fn(features, label, weight):
+        slowed = tf.numpy_function(sleep, [weight], weight.dtype, stateful=True)
+        return features, label, tf.ensure_shape(slowed, weight.shape)
 
     return fn
 
 
 def _options(data_config):
     options = tf.data.Options()
-    options.deterministic = bool(data_config.get("deterministic", True))
+    options.deterministic = bool(data_config["deterministic"])
     options.autotune.enabled = True
     options.experimental_optimization.map_parallelization = True
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
     return options
 
 
-def train_dataset(spec, data_config, global_batch_size, seed, input_context=None):
+def _batch(ds, batch):
+    """Static batch shapes; examples of unknown shape (e.g. token sequences) are zero-padded."""
+    known = all(s.shape.is_fully_defined() for s in tf.nest.flatten(ds.element_spec))
+    if known:
+        return ds.batch(batch, drop_remainder=True)
+    return ds.padded_batch(batch, drop_remainder=True)
+
+
+def _per_pipeline_batch(global_batch_size, input_context):
+    if input_context:
+        return input_context.get_per_replica_batch_size(global_batch_size)
+    return global_batch_size
+
+
+def train_dataset(spec, config, global_batch_size, seed, input_context=None):
     """The repeated, shuffled, batched training dataset for one input pipeline.
 
     Args:
       spec: the DataSpec.
-      data_config: the config's `data` section.
+      config: the trial config (its `data` section sets caching, shuffling and augmentation).
       global_batch_size: the batch over all replicas.
       seed: the shuffle seed for this host (differs per host, checklist 95).
       input_context: a tf.distribute.InputContext, or None for a single pipeline.
     """
-    batch = (
-        input_context.get_per_replica_batch_size(global_batch_size)
-        if input_context
-        else global_batch_size
-    )
-    ds = _raw(spec, data_config, "train", input_context, seed)
-    ds = ds.map(_preprocess, num_parallel_calls=AUTOTUNE)
-    if data_config.get("cache", True):
+    data_config = config["data"]
+    ds = _read(spec, config, "train", input_context)
+    if data_config["cache"]:
         ds = ds.cache()
-    ds = ds.shuffle(
-        data_config.get("shuffle_buffer", 2048), seed=seed, reshuffle_each_iteration=True
-    )
+    ds = ds.shuffle(data_config["shuffle_buffer"], seed=seed, reshuffle_each_iteration=True)
     ds = ds.repeat()
-    if data_config.get("augment", False):
+    if data_config["augment"]:
         ds = ds.map(_augment, num_parallel_calls=AUTOTUNE)
-    if data_config.get("slow_map_ms", 0) > 0:
+    if data_config["slow_map_ms"] > 0:
         ds = ds.map(_slow_map(data_config["slow_map_ms"]))
-    ds = ds.batch(batch, drop_remainder=True)
+    ds = _batch(ds, _per_pipeline_batch(global_batch_size, input_context))
     return ds.prefetch(AUTOTUNE).with_options(_options(data_config))
 
 
 def eval_batch_size(data_config, train_batch_size, replicas):
     """The global evaluation batch: configured, else the training batch (checklist 83)."""
-    size = int(data_config.get("eval_batch_size") or train_batch_size)
+    size = int(data_config["eval_batch_size"] or train_batch_size)
     if size < train_batch_size:
         raise ConfigError(
             f"data.eval_batch_size={size} is below batch_size={train_batch_size}; evaluation "
@@ -233,42 +241,28 @@ def eval_steps(num_examples, global_eval_batch, num_pipelines):
     return max(1, int(math.ceil(per_pipeline_examples / per_pipeline_batch)))
 
 
-def eval_dataset(spec, data_config, global_eval_batch, steps, input_context=None):
-    """One pass over the evaluation split as (image, label, weight), padded with weight 0.
+def eval_dataset(spec, config, global_eval_batch, steps, input_context=None):
+    """One pass over the evaluation split as (features, label, weight), padded with weight 0.
 
     Every pipeline yields exactly `steps` batches per local replica, so all replicas and hosts run
     the same number of steps and each real example is counted once.
     """
     pipelines = input_context.num_input_pipelines if input_context else 1
-    batch = (
-        input_context.get_per_replica_batch_size(global_eval_batch)
-        if input_context
-        else global_eval_batch
-    )
+    batch = _per_pipeline_batch(global_eval_batch, input_context)
     local_replicas = global_eval_batch // pipelines // batch
     total = steps * batch * local_replicas
-    ds = _raw(spec, data_config, "eval", input_context, None)
-    ds = ds.map(_preprocess, num_parallel_calls=AUTOTUNE)
-    ds = ds.map(lambda x, y: (x, y, tf.constant(1.0, tf.float32)))
-    pad = tf.data.Dataset.from_tensors(
-        (tf.zeros(spec.image_shape, tf.float32), tf.constant(0, tf.int32), tf.constant(0.0))
-    ).repeat()
+    ds = _read(spec, config, "eval", input_context)
+    # Padding repeats the split's first example with weight 0: a real input, so no model meets
+    # a degenerate one (an all-zero token sequence is fully masked, and its average is NaN).
+    pad = _read(spec, config, "eval").take(1).map(lambda x, y, w: (x, y, tf.constant(0.0)))
+    pad = pad.repeat()
     ds = ds.concatenate(pad).take(total)
-    ds = ds.cache() if data_config.get("cache", True) else ds
-    return (
-        ds.batch(batch, drop_remainder=True).prefetch(AUTOTUNE).with_options(_options(data_config))
-    )
+    ds = ds.cache() if config["data"]["cache"] else ds
+    return _batch(ds, batch).prefetch(AUTOTUNE).with_options(_options(config["data"]))
 
 
-def synthetic_batch_dataset(spec, global_batch_size, input_context=None):
-    """One batch held in memory and repeated: the input pipeline's upper bound (checklist 8)."""
-    batch = (
-        input_context.get_per_replica_batch_size(global_batch_size)
-        if input_context
-        else global_batch_size
-    )
-    images = tf.random.stateless_uniform((batch,) + tuple(spec.image_shape), seed=(1, 2))
-    labels = tf.random.stateless_uniform(
-        (batch,), seed=(3, 4), maxval=spec.num_classes, dtype=tf.int32
-    )
-    return tf.data.Dataset.from_tensors((images, labels)).repeat().prefetch(AUTOTUNE)
+def in_memory_dataset(spec, config, global_batch_size, input_context=None):
+    """The real pipeline's first batch, held in memory and repeated: the input pipeline's upper
+    bound for throughput (checklist 8), with the task's own shapes and dtypes."""
+    ds = train_dataset(spec, config, global_batch_size, config["seed"], input_context)
+    return ds.take(1).cache().repeat().prefetch(AUTOTUNE)

@@ -131,6 +131,14 @@ TUNER_ID = flags.DEFINE_string(
     None,
     "Name of this tuning worker (unique per worker); default worker-<hostname>-<pid>.",
 )
+MAX_MINUTES = flags.DEFINE_float(
+    "max_minutes",
+    None,
+    "Wall-time bound of --mode=tune, batch_sweep and lr_sweep: once it has passed, the work stops "
+    "cleanly after the trial or measurement in progress and keeps what it has (a study resumes "
+    "with the same command; a sweep's summary says it was cut short).",
+    lower_bound=0,
+)
 SWEEP_START_BATCH_SIZE = flags.DEFINE_integer(
     "sweep_start_batch_size",
     8,
@@ -139,19 +147,19 @@ SWEEP_START_BATCH_SIZE = flags.DEFINE_integer(
 )
 SWEEP_MAX_BATCH_SIZE = flags.DEFINE_integer(
     "sweep_max_batch_size",
-    1024,
+    256,
     "Largest batch size of --mode=batch_sweep (the sweep also stops at the first out-of-memory).",
     lower_bound=1,
 )
 SWEEP_STEPS = flags.DEFINE_integer(
     "sweep_steps",
-    20,
+    10,
     "Training steps per timed window of --mode=batch_sweep.",
     lower_bound=1,
 )
 SWEEP_REPEATS = flags.DEFINE_integer(
     "sweep_repeats",
-    3,
+    2,
     "Timed windows per batch size in --mode=batch_sweep, after one untimed warm-up window.",
     lower_bound=1,
 )
@@ -166,6 +174,12 @@ FIT_ERROR = flags.DEFINE_float(
     0.0,
     "Training error at or below which an --mode=lr_sweep run counts as fitting the training set "
     "perfectly (the playbook's 0 by default).",
+)
+FIT_LOSS = flags.DEFINE_float(
+    "fit_loss",
+    None,
+    "lr_sweep for a task that records no accuracy (e.g. regression): the training loss at or "
+    "below which the training set counts as fit perfectly; default 0.01.",
 )
 UNSTABLE_LEARNING_RATE = flags.DEFINE_float(
     "unstable_learning_rate",

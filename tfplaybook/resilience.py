@@ -20,7 +20,8 @@ from keras_tuner.src.distribute import utils as kt_dist
 from keras_tuner.src.engine import trial as kt_trial
 from keras_tuner.src.engine.oracle import synchronized
 
-from tfplaybook import tracking, train
+from tfplaybook import tracking
+from tfplaybook import trainer as train
 from tfplaybook import trial_dir as td
 from tfplaybook.search import oracles
 
@@ -150,7 +151,7 @@ def heartbeat(directory, stop):
             return
 
 
-def repair_trials(study_dir, config, runtime):
+def repair_trials(study_dir, config, runtime, task=None):
     """Checks every trial directory of a study before it (re)starts; repairs damaged files.
 
     A damaged status.json is recovered by `train.train` (a finished trial's status is rebuilt
@@ -184,7 +185,7 @@ def repair_trials(study_dir, config, runtime):
             td.warn(f"{directory} cannot be repaired ({e}); left as it is")
             continue
         if not status_ok:
-            train.train(trial_config, directory, runtime)
+            train.train(trial_config, directory, runtime, task=task)
             keras.backend.clear_session()
         if not index_ok:
             objective = trial_config["objective"]

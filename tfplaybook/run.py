@@ -21,14 +21,22 @@ USAGE_EXIT = 2
 
 
 def load_config():
-    """The experiment's config with the flags' dataset and overrides applied, validated."""
+    """(config, experiment path, task): the experiment with flags and overrides applied, validated.
+
+    The task (tfplaybook.task.Task) holds the experiment file's own build_model / make_dataset.
+    """
+    from tfplaybook import task as task_lib
+
     path = flags.EXPERIMENT.value or config_lib.default_experiment()
-    config = config_lib.load_experiment(path)
-    config = config_lib.apply_overrides(config, flags.OVERRIDE.value)
+    config, task = task_lib.load(path)
+    data = {}
     if flags.DATASET.value:
-        config["data"]["dataset"] = flags.DATASET.value
+        data["dataset"] = flags.DATASET.value
     if flags.DATA_DIR.value:
-        config["data"]["data_dir"] = flags.DATA_DIR.value
+        data["data_dir"] = flags.DATA_DIR.value
+    if data:  # Before the overrides, so a new dataset's own keys can be overridden.
+        config = task_lib.complete_config(task_lib.merge(config, {"data": data}), task)
+    config = task_lib.apply_overrides(config, flags.OVERRIDE.value, task)
     config = config_lib.validate(config)
     if flags.ROUND.value:
         from tfplaybook.procedures import drivers
@@ -36,7 +44,7 @@ def load_config():
         # Checklist 72-76: round 1 short trials, round 2 the best of them at the full budget.
         config = drivers.round_config(config, flags.ROUND.value, flags.MODE.value, flags.FROM.value)
         config = config_lib.validate(config)
-    return config, path
+    return config, path, task
 
 
 def default_workdir(experiment_path):
@@ -45,7 +53,7 @@ def default_workdir(experiment_path):
 
 
 def runtime():
-    from tfplaybook import train
+    from tfplaybook import trainer as train
 
     return train.Runtime(
         strategy=flags.STRATEGY.value,
@@ -61,11 +69,11 @@ def runtime():
 
 def run_train():
     """--mode=train: one configuration, end to end, into --workdir."""
-    from tfplaybook import train
+    from tfplaybook import trainer as train
 
-    config, path = load_config()
+    config, path, task = load_config()
     workdir = flags.WORKDIR.value or default_workdir(path)
-    status = train.train(config, workdir, runtime())
+    status = train.train(config, workdir, runtime(), task=task)
     best = status.get("best_value")
     print(
         f"{status['status']}: best validation {config['objective']['metric']} "
@@ -93,71 +101,30 @@ def reproduction_command():
     return shlex.join(["python", "-m", "tfplaybook.run", *sys.argv[1:]])
 
 
-def study_plan(config, workdir):
-    """[(study_dir, config)]: the joint study, or one per scientific value (checklist 35)."""
-    from tfplaybook.search import designs
-
-    design = config["study"].get("design", "joint")
-    if design not in designs.DESIGNS:
-        raise config_lib.ConfigError(
-            f"study.design={design!r} is not one of {', '.join(designs.DESIGNS)}"
-        )
-    if design == "joint":
-        return [(workdir, config)]
-    plan = []
-    for label, _, entries in designs.per_value_studies(config["study"]["search_space"]):
-        study = dict(
-            config["study"],
-            search_space=entries,
-            name=f"{config['study'].get('name', 'study')}[{label}]",
-        )
-        plan.append((os.path.join(workdir, label), dict(config, study=study)))
-    return plan
-
-
 def run_tune():
     """--mode=tune: run or resume the experiment's study (or per-value studies) in --workdir."""
-    from tfplaybook import tracking, tuner
+    from tfplaybook import api
 
-    config, path = load_config()
+    config, path, task = load_config()
     workdir = flags.WORKDIR.value or default_workdir(path)
-    plan = study_plan(config, workdir)
-    for study_dir, study_config in plan:  # Validate every study before anything is written.
-        tuner.prepare_study(study_config, study_dir, runtime())
     configure_tuning_role()
-    role = flags.TUNER_ROLE.value
-    root = flags.RUNS_ROOT.value or os.path.dirname(os.path.abspath(workdir))
-    bests = []
-    for study_dir, study_config in plan:
-        index = tracking.StudyIndex(root)
-        command = reproduction_command()
-        if role != "worker":
-            index.record(study_dir, study_config, path, flags.NOTES.value, command, "running")
-        tuner.tune(study_config, study_dir, runtime(), path)
-        if role == "worker":
-            continue
-        report = write_report(study_dir)
-        summary = tracking.summarize(study_dir, study_config)
-        index.record(
-            study_dir,
-            study_config,
-            path,
-            flags.NOTES.value,
-            command,
-            summary["status"],
-            summary["trials"],
-            summary["best_value"],
-        )
-        print(
-            f"study {study_dir}: {summary['trials']} trials, best validation "
-            f"{config['objective']['metric']} {summary['best_value']} ({summary['status']})"
-        )
-        print(f"report: {report}")
-        bests.append((study_dir, summary["best_value"]))
-    if len(bests) > 1:  # Checklist 35: compare the per-value studies by their best trials.
+    results = api.run_studies(
+        config,
+        task,
+        path,
+        workdir,
+        runtime(),
+        flags.RUNS_ROOT.value,
+        flags.NOTES.value,
+        reproduction_command(),
+        flags.TUNER_ROLE.value,
+        max_minutes=flags.MAX_MINUTES.value,
+    )
+    if len(results) > 1:  # Checklist 35: compare the per-value studies by their best trials.
         print("best trial of each scientific value:")
-        for study_dir, best in bests:
-            print(f"  {os.path.basename(study_dir)}: {best}")
+        for result in results:
+            best = result.best_trial
+            print(f"  {os.path.basename(result.workdir)}: {best and round(best.best_value, 4)}")
     return 0
 
 
@@ -199,10 +166,11 @@ def run_batch_sweep():
     """--mode=batch_sweep: throughput per batch size, real vs synthetic input (checklist 6-14)."""
     from tfplaybook.procedures import drivers
 
-    config, path = load_config()
+    config, path, task = load_config()
     return _status(
         drivers.run_batch_sweep(
             config,
+            task,
             procedure_workdir(path, "batch_sweep"),
             runtime(),
             flags.SWEEP_START_BATCH_SIZE.value,
@@ -210,6 +178,7 @@ def run_batch_sweep():
             flags.SWEEP_STEPS.value,
             flags.SWEEP_REPEATS.value,
             flags.REPORT_STUDY.value,
+            flags.MAX_MINUTES.value,
         )
     )
 
@@ -218,16 +187,19 @@ def run_lr_sweep():
     """--mode=lr_sweep: constant-LR grid and the initial max_train_steps (checklist 71)."""
     from tfplaybook.procedures import drivers
 
-    config, path = load_config()
+    config, path, task = load_config()
     workdir = procedure_workdir(path, "lr_sweep")
     return _status(
         drivers.run_lr_sweep(
             config,
+            task,
             workdir,
             runtime(),
             flags.LEARNING_RATES.value,
             flags.FIT_ERROR.value,
+            flags.FIT_LOSS.value,
             flags.REPORT_STUDY.value,
+            flags.MAX_MINUTES.value,
         )
     )
 
@@ -236,10 +208,11 @@ def run_warmup_sweep():
     """--mode=warmup_sweep: the unstable LR, then the shortest stable warmup (checklist 110-114)."""
     from tfplaybook.procedures import drivers
 
-    config, path = load_config()
+    config, path, task = load_config()
     return _status(
         drivers.run_warmup_sweep(
             config,
+            task,
             procedure_workdir(path, "warmup_sweep"),
             runtime(),
             flags.LEARNING_RATES.value,
@@ -253,11 +226,12 @@ def run_probe():
     """--mode=probe: instability probes at 2x and 5-10x the best LR (checklist 105, 107-108)."""
     from tfplaybook.procedures import drivers
 
-    config, path = load_config()
+    config, path, task = load_config()
     best = flags.BEST_LEARNING_RATE.value
     return _status(
         drivers.run_probe(
             config,
+            task,
             procedure_workdir(path, "probe"),
             runtime(),
             config["optimizer"]["learning_rate"] if best is None else best,
@@ -305,10 +279,11 @@ def run_bn_check():
     """--mode=bn_check: per-replica batch-norm statistics before and after a few steps."""
     import tensorflow as tf
 
-    from tfplaybook import batchnorm, train
+    from tfplaybook import batchnorm
+    from tfplaybook import trainer as train
 
-    config, _ = load_config()
-    trainer = train.Trainer(config, "", runtime())  # Writes nothing: no run() call.
+    config, _, task = load_config()
+    trainer = train.Trainer(config, "", runtime(), task=task)  # Writes nothing: no run() call.
     train_ds, _ = trainer.datasets(shuffle_seed=config["seed"])
     iterator = iter(train_ds)
     batch = next(iterator)
@@ -353,20 +328,10 @@ _MODES = {
 }
 
 
-def _quiet_libraries():
-    from absl import logging
-
-    logging.set_verbosity(logging.WARNING)
-    try:
-        import tensorflow_datasets as tfds
-
-        tfds.disable_progress_bar()
-    except ImportError:
-        pass
-
-
 def main(argv):
-    _quiet_libraries()
+    from tfplaybook import api
+
+    api.quiet_libraries()
     try:
         if flags.NUM_CPU_REPLICAS.value > 1:
             # Before any TensorFlow op (dataset checks included) initialises the devices.

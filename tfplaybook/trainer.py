@@ -3,7 +3,8 @@
 One code path for the default strategy, MirroredStrategy, MultiWorkerMirroredStrategy and
 TPUStrategy: a per-replica step under `strategy.run` inside a `tf.function`, the loss averaged over
 the *global* batch, `steps_per_loop` steps per host call, and Keras models, optimizers and metrics.
-Keras 3 `model.fit` cannot run under MultiWorkerMirroredStrategy (ENGINEERING.md), hence this loop.
+Keras 3 `model.fit` cannot run under MultiWorkerMirroredStrategy (docs/engineering.md), hence
+this loop.
 
 The loop all-reduces the gradients itself so it can log the unclipped global gradient norm of the
 summed gradient every step and clip by it (checklist 106, 115-116); Keras optimizers clip per
@@ -24,8 +25,10 @@ from tfplaybook import batchnorm
 from tfplaybook import checkpoints as ckpt_lib
 from tfplaybook import config as config_lib
 from tfplaybook import data as data_lib
-from tfplaybook import models, optimizers, schedules, selection
+from tfplaybook import metrics as metrics_lib
+from tfplaybook import optimizers, progress, schedules, selection
 from tfplaybook import strategy as strategy_lib
+from tfplaybook import task as task_lib
 from tfplaybook import trial_dir as td
 from tfplaybook import workdir as workdir_lib
 
@@ -103,12 +106,17 @@ def check_divergence(step0, losses, norms, first_loss, factor):
 
 
 class Trainer:
-    """Builds everything for one configuration and runs it to `max_train_steps`."""
+    """Builds everything for one configuration and runs it to `max_train_steps`.
 
-    def __init__(self, config, workdir, runtime, strategy=None):
+    `task` (tfplaybook.task.Task) supplies the model builder and the dataset function; None reads
+    both from the registries (`model.name`, `data.dataset`).
+    """
+
+    def __init__(self, config, workdir, runtime, strategy=None, task=None):
         self.config = config_lib.validate(config)
         self.workdir = workdir
         self.runtime = runtime
+        self.task = task or task_lib.Task()
         if runtime.precision not in PRECISIONS:
             raise config_lib.ConfigError(
                 f"--precision={runtime.precision!r} is not one of {', '.join(PRECISIONS)}"
@@ -134,21 +142,20 @@ class Trainer:
                 f"--jit_compile with {self.replicas} CPU/GPU replicas is not supported; use it "
                 "with one device (--strategy=cpu or one_device) or on TPUs"
             )
-        self.objective = config.get("objective", {"metric": "accuracy", "goal": "max"})
-        if self.objective.get("goal") not in selection.GOALS:
-            raise config_lib.ConfigError(
-                f"objective.goal={self.objective.get('goal')!r} is not one of max, min"
-            )
-        self.spec = data_lib.get_data_spec(config["data"], config["seed"], runtime.download)
+        self.objective = config["objective"]
+        self.spec = data_lib.get_data_spec(config, self.task, runtime.download)
         self.eval_batch = data_lib.eval_batch_size(
             config["data"], config["batch_size"], self.replicas
         )
+        self.loss_fn = metrics_lib.make_loss(config)
         keras.config.set_dtype_policy(runtime.precision)
         keras.utils.set_random_seed(config["seed"])  # Same model init on every host (checklist 95).
         with self.strategy.scope():
-            self.model = models.get_model(
-                config["model"], self.spec.image_shape, self.spec.num_classes
-            )
+            self.model = self.task.model_builder(config)(config, self.spec)
+            if not isinstance(self.model, keras.Model):
+                raise config_lib.ConfigError(
+                    f"build_model returned {type(self.model).__name__}, expected a keras.Model"
+                )
             self.optimizer = optimizers.make_optimizer(
                 config["optimizer"],
                 config["schedule"],
@@ -157,15 +164,10 @@ class Trainer:
             )
             self.optimizer.build(self.model.trainable_variables)
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-            self.train_loss = keras.metrics.Mean("loss")
-            self.train_accuracy = keras.metrics.SparseCategoricalAccuracy("accuracy")
+            self.train_metrics = metrics_lib.make_metrics(config)
             self.eval_loss = keras.metrics.Mean("loss")
-            self.eval_accuracy = keras.metrics.SparseCategoricalAccuracy("accuracy")
+            self.eval_metrics = metrics_lib.make_metrics(config)
         _disable_optimizer_all_reduce(self.optimizer)
-        if self.objective["metric"] not in ("accuracy", "loss"):
-            raise config_lib.ConfigError(
-                f"objective.metric={self.objective['metric']!r} is not one of accuracy, loss"
-            )
         self._build_functions()
 
     # ----------------------------------------------------------------------------- tf.functions
@@ -173,27 +175,35 @@ class Trainer:
     def _build_functions(self):
         strategy, model, optimizer = self.strategy, self.model, self.optimizer
         global_batch = self.config["batch_size"]
-        clip_norm = float(self.config["optimizer"].get("clip_norm", 0.0) or 0.0)
+        clip_norm = float(self.config["optimizer"]["clip_norm"] or 0.0)
         loss_scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
         variables = model.trainable_variables
+        loss_fn = self.loss_fn
 
-        def forward(images, labels):
+        def outputs_of(features, training):
+            # Losses and metrics in float32 whatever the model's compute dtype (mixed precision).
+            outputs = model(features, training=training)
+            return tf.nest.map_structure(
+                lambda t: tf.cast(t, tf.float32) if t.dtype.is_floating else t, outputs
+            )
+
+        def forward(features, labels, weights):
             with tf.GradientTape() as tape:
-                logits = model(images, training=True)
-                per_example = keras.losses.sparse_categorical_crossentropy(
-                    labels, logits, from_logits=True
+                outputs = outputs_of(features, True)
+                per_example = loss_fn(labels, outputs)
+                loss = tf.nn.compute_average_loss(
+                    per_example, sample_weight=weights, global_batch_size=global_batch
                 )
-                loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
                 if model.losses:
                     loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
                 scaled = optimizer.scale_loss(loss) if loss_scaled else loss
-            return loss, logits, tape.gradient(scaled, variables)
+            return loss, outputs, tape.gradient(scaled, variables)
 
         if self.runtime.jit_compile:
             forward = tf.function(forward, jit_compile=True)
 
-        def replica_step(images, labels):
-            loss, logits, grads = forward(images, labels)
+        def replica_step(features, labels, weights):
+            loss, outputs, grads = forward(features, labels, weights)
             grads = tf.distribute.get_replica_context().all_reduce("sum", grads)
             scale = tf.cast(optimizer.dynamic_scale, tf.float32) if loss_scaled else 1.0
             norm = tf.linalg.global_norm(grads) / scale  # Unclipped (checklist 106, 116).
@@ -202,8 +212,8 @@ class Trainer:
                 grads, _ = tf.clip_by_global_norm(grads, clip_norm * scale, use_norm=norm * scale)
                 clipped = tf.cast(norm > clip_norm, tf.float32)
             optimizer.apply_gradients(zip(grads, variables))
-            self.train_loss.update_state(loss * self.replicas)
-            self.train_accuracy.update_state(labels, logits)
+            for metric in self.train_metrics.values():
+                metric.update_state(labels, outputs, sample_weight=weights)
             return loss, norm, clipped
 
         @tf.function
@@ -219,13 +229,14 @@ class Trainer:
                 self.step.assign_add(1)
             return losses.stack(), norms.stack(), clips.stack()
 
-        def eval_replica_step(images, labels, weights):
-            logits = model(images, training=False)
-            per_example = keras.losses.sparse_categorical_crossentropy(
-                labels, logits, from_logits=True
-            )
+        def eval_replica_step(features, labels, weights):
+            outputs = outputs_of(features, False)
+            # Padding (weight 0) must not turn an infinite loss into NaN (0 x inf).
+            per_example = loss_fn(labels, outputs)
+            per_example = tf.where(weights > 0, per_example, tf.zeros_like(per_example))
             self.eval_loss.update_state(per_example, sample_weight=weights)
-            self.eval_accuracy.update_state(labels, logits, sample_weight=weights)
+            for metric in self.eval_metrics.values():
+                metric.update_state(labels, outputs, sample_weight=weights)
 
         @tf.function
         def eval_loop(iterator, num_steps):
@@ -248,12 +259,10 @@ class Trainer:
 
         def train_fn(ctx):
             seed = host_shuffle_seed(shuffle_seed, ctx.input_pipeline_id)
-            return data_lib.train_dataset(spec, config["data"], config["batch_size"], seed, ctx)
+            return data_lib.train_dataset(spec, config, config["batch_size"], seed, ctx)
 
         def eval_fn(ctx):
-            return data_lib.eval_dataset(
-                spec, config["data"], self.eval_batch, self.eval_steps, ctx
-            )
+            return data_lib.eval_dataset(spec, config, self.eval_batch, self.eval_steps, ctx)
 
         train = self.strategy.distribute_datasets_from_function(train_fn)
         evaluation = self.strategy.distribute_datasets_from_function(eval_fn)
@@ -264,12 +273,12 @@ class Trainer:
     def evaluate(self, eval_ds):
         batchnorm.sync_moving_statistics(self.model, self.strategy)  # Checklist 94-95.
         self.eval_loss.reset_state()
-        self.eval_accuracy.reset_state()
+        for metric in self.eval_metrics.values():
+            metric.reset_state()
         self._eval_loop(iter(eval_ds), tf.constant(self.eval_steps))
-        return {
-            "loss": float(self.eval_loss.result()),
-            "accuracy": float(self.eval_accuracy.result()),
-        }
+        results = {"loss": float(self.eval_loss.result())}
+        results.update({name: _scalar(m.result()) for name, m in self.eval_metrics.items()})
+        return results
 
     def _log(self, text):
         if self.runtime.verbose and self.is_chief:
@@ -352,12 +361,13 @@ class Trainer:
         iterator = iter(train_ds)
         factor = config.get("divergence_loss_factor", 0.0)
         train_seconds, wall_start, step = 0.0, time.time(), start
+        eta = progress.Progress(config["max_train_steps"], "step", done=start, enabled=False)
         last_eval = ""
         try:
             while step < config["max_train_steps"]:
                 n = _next_boundary(step, config, self.runtime.steps_per_loop) - step
-                self.train_loss.reset_state()
-                self.train_accuracy.reset_state()
+                for metric in self.train_metrics.values():
+                    metric.reset_state()
                 t0 = time.time()
                 losses, norms, clips = (
                     x.numpy() for x in self.train_loop(iterator, tf.constant(n))
@@ -379,7 +389,10 @@ class Trainer:
                 )
                 finite = norms[np.isfinite(norms)]
                 rows += [
-                    (step, td.TRAIN, "accuracy", float(self.train_accuracy.result())),
+                    (step, td.TRAIN, name, _scalar(metric.result()))
+                    for name, metric in self.train_metrics.items()
+                ]
+                rows += [
                     (step, td.TRAIN, "learning_rate", lr),
                     (step, td.TRAIN, "grad_norm_mean", finite.mean() if finite.size else np.nan),
                     (step, td.TRAIN, "grad_norm_max", finite.max() if finite.size else np.nan),
@@ -417,10 +430,13 @@ class Trainer:
                     latest.save(step)
                     if chief:
                         td.write_status(workdir, td.RUNNING, step=step)
+                eta.update(step)
+                left = eta.remaining_seconds()
                 self._log(
                     f"step {step}/{config['max_train_steps']} | {n / seconds:.1f} steps/s | "
                     f"{n * config['batch_size'] / seconds:.0f} examples/s | "
                     f"loss {float(np.mean(losses)):.4f}{last_eval}"
+                    + (f" | about {progress.format_seconds(left)} left" if left else "")
                 )
         except Diverged as e:
             self._log(f"diverged: {e}")
@@ -446,6 +462,11 @@ class Trainer:
         return td.write_status(self.workdir, status, reason, **fields)
 
 
+def _scalar(value):
+    """A metric result as one float (a vector-valued metric such as F1 per class: its mean)."""
+    return float(np.mean(np.asarray(value, dtype=np.float64)))
+
+
 def write_trial_hparams(writer, workdir):
     """TensorBoard HParams-plugin summary of a study trial, from its hparams.json."""
     path = os.path.join(workdir, td.HPARAMS)
@@ -462,7 +483,7 @@ def write_trial_hparams(writer, workdir):
         hp.hparams(values, trial_id=os.path.basename(os.path.normpath(workdir)))
 
 
-def train(config, workdir, runtime, strategy=None):
+def train(config, workdir, runtime, strategy=None, task=None):
     """Trains one configuration into `workdir` (the trial directory); resumes if interrupted.
 
     Everything that can be wrong with the input is checked before anything is written.
@@ -479,7 +500,23 @@ def train(config, workdir, runtime, strategy=None):
         if runtime.verbose:
             print(f"{workdir}: already {previous['status']}; nothing to do", flush=True)
         return previous
-    trainer = Trainer(config, workdir, runtime, strategy)
+    trainer = Trainer(config, workdir, runtime, strategy, task)
+    if (
+        trainer.is_chief
+        and runtime.verbose
+        and not os.path.exists(os.path.join(workdir, td.HPARAMS))
+    ):
+        # A study's trials have the study's plan; a training of its own gets one.
+        progress.plan(
+            f"train {config['max_train_steps']} steps at batch {config['batch_size']} on "
+            f"{trainer.replicas} replica(s) into {workdir}",
+            [
+                f"evaluate every {config['eval_every_steps']} steps on "
+                f"{trainer.spec.num_eval_examples} examples; keep the "
+                f"{config['keep_best_checkpoints']} best checkpoints by validation "
+                f"{trainer.objective['metric']} ({trainer.objective['goal']})"
+            ],
+        )
     try:
         if trainer.is_chief:
             os.makedirs(workdir, exist_ok=True)

@@ -22,7 +22,8 @@ import keras
 import keras_tuner
 
 from tfplaybook import config as config_lib
-from tfplaybook import tracking, train
+from tfplaybook import progress, tracking
+from tfplaybook import trainer as train
 from tfplaybook import trial_dir as td
 from tfplaybook import workdir as workdir_lib
 from tfplaybook.resilience import (
@@ -34,7 +35,7 @@ from tfplaybook.resilience import (
     heartbeat,
     repair_trials,
 )
-from tfplaybook.search import oracles
+from tfplaybook.search import designs, oracles
 from tfplaybook.search import space as space_lib
 
 ORACLES = ("quasi_random", "bayesian")
@@ -65,13 +66,21 @@ def infeasible_value(goal):
 
 
 class PlaybookTuner(keras_tuner.engine.base_tuner.BaseTuner):
-    """Runs each trial with `tfplaybook.train.train` into the trial's directory."""
+    """Runs each trial with `tfplaybook.trainer.train` into the trial's directory."""
 
-    def __init__(self, oracle, base_config, space, runtime, study_dir, **kwargs):
+    def __init__(
+        self, oracle, base_config, space, runtime, study_dir, task=None, deadline=None, **kwargs
+    ):
         self.base_config = base_config
+        self.task = task
+        self.deadline = deadline
+        self.progress = progress.Progress(
+            base_config["study"]["max_trials"],
+            "trial",
+            done=tracking.summarize(study_dir, base_config)["trials"],
+        )
         self.space = space
         self.runtime = runtime
-        self.study_started = time.time()
         self._asked = False
         study_dir = os.path.abspath(study_dir)
         super().__init__(
@@ -93,6 +102,10 @@ class PlaybookTuner(keras_tuner.engine.base_tuner.BaseTuner):
             super()._populate_initial_space()
 
     def pre_create_trial(self):
+        # At least one trial per run, so a bound always makes progress.
+        ended_here = self.progress.done > self.progress._start_done
+        if self.deadline is not None and ended_here and self.deadline.expired():
+            raise StudyCutShort()
         # The chief answers IDLE while another worker's trial may still need taking over: poll.
         if self._asked:
             time.sleep(HEARTBEAT_SECONDS / 2)
@@ -112,7 +125,7 @@ class PlaybookTuner(keras_tuner.engine.base_tuner.BaseTuner):
         beat = threading.Thread(target=heartbeat, args=(directory, stop), daemon=True)
         beat.start()
         try:
-            status = train.train(config, directory, self.runtime)
+            status = train.train(config, directory, self.runtime, task=self.task)
         except config_lib.ConfigError as e:
             raise StudyAbort(str(e)) from None
         finally:
@@ -136,14 +149,35 @@ class PlaybookTuner(keras_tuner.engine.base_tuner.BaseTuner):
         # Counted from the trial directories (resumed and other workers' trials included): a
         # distributed worker's oracle is a gRPC client without the trial list.
         summary = tracking.summarize(self.project_dir, self.base_config)
-        left = max(0, self.base_config["study"]["max_trials"] - summary["trials"])
         shown = ", ".join(f"{k}={_short(v)}" for k, v in trial.hyperparameters.values.items())
-        print(
-            f"trial {trial.trial_id} | {shown} | {status.get('status', '?')} | best "
-            f"{_short(value)} | best so far {_short(summary['best_value'])} | {left} left | "
-            f"{time.time() - self.study_started:.0f} s",
-            flush=True,
+        self.progress.update(
+            summary["trials"],
+            detail=f"trial {trial.trial_id} | {shown} | {status.get('status', '?')} | best "
+            f"{_short(value)} | best so far {_short(summary['best_value'])}",
         )
+
+
+class StudyCutShort(Exception):
+    """The study's time bound (--max_minutes) passed: stop before the next trial."""
+
+
+def print_plan(config, study_dir, space):
+    """What the study will run and where it writes, before trial 0 (--quiet too)."""
+    study = config["study"]
+    done = tracking.summarize(study_dir, config)["trials"]
+    objective = config["objective"]
+    dims = [f"{d['id']} ({d['role']}, {d['scale']})" for d in space.describe()]
+    progress.plan(
+        f"study {study_dir}: {study['max_trials']} trials"
+        + (f" ({done} already finished)" if done else ""),
+        [
+            f"each trial: {config['max_train_steps']} steps at batch {config['batch_size']}, "
+            f"evaluated every {config['eval_every_steps']} steps",
+            f"oracle {study.get('oracle', 'quasi_random')} over {', '.join(dims)}",
+            f"objective: validation {objective['metric']} ({objective['goal']})",
+            f"writes: {study_dir} (trial directories, report.html)",
+        ],
+    )
 
 
 def _short(value):
@@ -192,19 +226,20 @@ def write_hparams_config(study_dir, space, objective):
         hp.hparams_config(hparams=hparams, metrics=metrics)
 
 
-def check_dataset(config, runtime=None):
+def check_dataset(config, runtime=None, task=None):
     """Raises ConfigError for a dataset the trials could not read, before anything is written.
 
     With `runtime`, the dataset is resolved as a trial would (prepared, or downloadable with
     --download); without, only the name of a TFDS dataset is checked against TFDS' registry.
     """
     from tfplaybook import data as data_lib
+    from tfplaybook import task as task_lib
 
     if runtime is not None:
-        data_lib.get_data_spec(config["data"], config["seed"], runtime.download)
+        data_lib.get_data_spec(config, task or task_lib.Task(), runtime.download)
         return
-    dataset = config["data"]["dataset"]
-    if dataset.startswith("tfds:"):
+    dataset = config["data"].get("dataset") or ""
+    if dataset.startswith("tfds:") and (task is None or task.make_dataset is None):
         import tensorflow_datasets as tfds
 
         name = dataset[5:].split("/")[0].split(":")[0]
@@ -216,7 +251,7 @@ def check_dataset(config, runtime=None):
             ) from None
 
 
-def prepare_study(config, study_dir, runtime=None):
+def prepare_study(config, study_dir, runtime=None, task=None):
     """Validates the study, its dataset and the study directory before anything is written.
 
     Returns:
@@ -231,7 +266,7 @@ def prepare_study(config, study_dir, runtime=None):
     if name not in ORACLES:  # make_oracle says the same, but only after files are written.
         raise config_lib.ConfigError(f"study.oracle={name!r} is not one of {', '.join(ORACLES)}")
     space = space_lib.SearchSpace.from_config(config)
-    check_dataset(config, runtime)
+    check_dataset(config, runtime, task)
     workdir_lib.check_writable(study_dir)
     existing = os.path.join(study_dir, STUDY)
     if os.path.exists(existing):
@@ -249,18 +284,54 @@ def prepare_study(config, study_dir, runtime=None):
     return space
 
 
-def tune(config, study_dir, runtime, experiment_path):
-    """Runs (or resumes) the study in `study_dir`; returns the tuner."""
-    space = prepare_study(config, study_dir, runtime)
+def study_plan(config, workdir):
+    """[(study_dir, config)]: the joint study, or one per scientific value (checklist 35)."""
+    design = config["study"].get("design", "joint")
+    if design not in designs.DESIGNS:
+        raise config_lib.ConfigError(
+            f"study.design={design!r} is not one of {', '.join(designs.DESIGNS)}"
+        )
+    if design == "joint":
+        return [(workdir, config)]
+    plan = []
+    for label, _, entries in designs.per_value_studies(config["study"]["search_space"]):
+        study = dict(
+            config["study"],
+            search_space=entries,
+            name=f"{config['study'].get('name', 'study')}[{label}]",
+        )
+        plan.append((os.path.join(workdir, label), dict(config, study=study)))
+    return plan
+
+
+def tune(config, study_dir, runtime, experiment_path, task=None, max_minutes=None):
+    """Runs (or resumes) the study in `study_dir`; returns the tuner.
+
+    `task` (tfplaybook.task.Task) builds every trial's model and data; None uses the registries.
+    With `max_minutes`, no trial starts once that much time has passed (the study stays
+    resumable: the same command continues it); `tuner.cut_short` then says so.
+    """
+    space = prepare_study(config, study_dir, runtime, task)
     oracle = make_oracle(config, space)
-    tuner = PlaybookTuner(oracle, config, space, runtime, study_dir)
+    deadline = progress.Deadline(max_minutes) if max_minutes else None
+    print_plan(config, study_dir, space)
+    tuner = PlaybookTuner(oracle, config, space, runtime, study_dir, task, deadline)
+    tuner.cut_short = False
     os.makedirs(study_dir, exist_ok=True)
     write_study_json(study_dir, config, space, experiment_path)
     try:
         if os.environ.get("KERASTUNER_TUNER_ID") in (None, "chief"):  # Workers leave these.
             write_hparams_config(study_dir, space, config["objective"])
-            repair_trials(study_dir, config, runtime)
+            repair_trials(study_dir, config, runtime, task)
         tuner.search(verbose=0)
+    except StudyCutShort:
+        tuner.cut_short = True
+        if runtime.verbose:
+            print(
+                f"study {study_dir}: stopped by --max_minutes={max_minutes:g}; run the same "
+                "command again to continue it",
+                flush=True,
+            )
     except StudyAbort as e:
         raise config_lib.ConfigError(str(e)) from None
     return tuner

@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from tfplaybook import checkpoints as ckpt_lib
 from tfplaybook import config as config_lib
-from tfplaybook import selection
+from tfplaybook import metrics, selection
 from tfplaybook import trial_dir as td
 
 
@@ -109,14 +109,15 @@ def recover_status(workdir, config):
         td.warn(f"{workdir}: resuming the trial from its checkpoint at step {step}")
         return None
     rows = td.read_measurements(workdir)
+    watched = {"loss", "grad_norm", *(metrics.metric_name(m) for m in config.get("metrics", ()))}
     bad = [
         r
         for r in rows
         if r["split"] in (td.TRAIN, td.VALIDATION)
-        and r["metric"] in ("loss", "grad_norm", "accuracy")
+        and r["metric"] in watched
         and not math.isfinite(r["value"])
     ]
-    objective = config.get("objective", {"metric": "accuracy", "goal": "max"})
+    objective = config["objective"]
     points = list(zip(*td.series(rows, td.VALIDATION, objective["metric"])))
     best = selection.best_of(points, objective["goal"])
     status, reason = td.COMPLETED, "status.json was damaged; rebuilt from measurements.jsonl"

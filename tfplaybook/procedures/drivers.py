@@ -6,12 +6,13 @@ workdir (output.write_procedure_dir) and prints a short table and the recommenda
 is checked before anything is written or trained: a bad value is a config.ConfigError.
 """
 
+import dataclasses
 import math
 import os
 import time
 
 from tfplaybook import config as config_lib
-from tfplaybook import tracking
+from tfplaybook import metrics, progress, tracking
 from tfplaybook import trial_dir as td
 from tfplaybook.procedures import (
     batch_sweep,
@@ -127,19 +128,20 @@ def _time_windows(trainer, dataset, steps, repeats):
     return times
 
 
-def _measure_batch(config, batch, strategy, runtime, workdir, steps, repeats):
+def _measure_batch(config, task, batch, strategy, runtime, workdir, steps, repeats):
     """(real record, synthetic record) for one batch size (checklist 7-8)."""
     import tensorflow as tf
 
     from tfplaybook import data as data_lib
-    from tfplaybook import train
+    from tfplaybook import trainer as train
 
     try:
-        trainer = train.Trainer(dict(config, batch_size=batch), workdir, runtime, strategy)
+        sized = dict(config, batch_size=batch)
+        trainer = train.Trainer(sized, workdir, runtime, strategy, task)
         real_ds, _ = trainer.datasets(config["seed"])
         real = _time_windows(trainer, real_ds, steps, repeats)
         synthetic_ds = strategy.distribute_datasets_from_function(
-            lambda ctx: data_lib.synthetic_batch_dataset(trainer.spec, batch, ctx)
+            lambda ctx: data_lib.in_memory_dataset(trainer.spec, sized, batch, ctx)
         )
         synthetic = _time_windows(trainer, synthetic_ds, steps, repeats)
     except (tf.errors.ResourceExhaustedError, MemoryError) as e:
@@ -151,8 +153,14 @@ def _measure_batch(config, batch, strategy, runtime, workdir, steps, repeats):
     )
 
 
-def run_batch_sweep(config, workdir, runtime, start, cap, steps, repeats, report_study=None):
-    """--mode=batch_sweep: throughput per batch size, real vs synthetic data (checklist 6-14)."""
+def run_batch_sweep(
+    config, task, workdir, runtime, start, cap, steps, repeats, report_study=None, max_minutes=None
+):
+    """--mode=batch_sweep: throughput per batch size, real vs synthetic data (checklist 6-14).
+
+    With `max_minutes`, the sweep stops after the batch size being measured when the time is
+    up, analyses what it measured and says in its summary that it was cut short.
+    """
     if steps < 1 or repeats < 1:
         raise config_lib.ConfigError(
             f"--sweep_steps={steps} and --sweep_repeats={repeats} must be >= 1"
@@ -162,58 +170,141 @@ def run_batch_sweep(config, workdir, runtime, start, cap, steps, repeats, report
             f"--sweep_start_batch_size={start} exceeds --sweep_max_batch_size={cap}"
         )
     sizes = _rule(batch_sweep.batch_sizes, start, cap)
+    deadline = _rule(progress.Deadline, max_minutes)
     study_dir = _report_study(workdir, report_study)
     strategy = _strategy(runtime)
+    _plan(
+        runtime,
+        f"batch_sweep of {len(sizes)} batch sizes into {workdir}",
+        [
+            f"batch sizes {', '.join(map(str, sizes))} (stopping at the first out-of-memory)",
+            f"each: {repeats + 1} windows of {steps} steps (the first untimed), on the real "
+            "pipeline and on one batch held in memory",
+            _bound_line(max_minutes),
+        ],
+    )
+    bar = progress.Progress(len(sizes), "batch size", enabled=runtime.verbose)
     real, synthetic = [], []
     for batch in sizes:
-        r, s = _measure_batch(config, batch, strategy, runtime, workdir, steps, repeats)
+        r, s = _measure_batch(config, task, batch, strategy, runtime, workdir, steps, repeats)
         real.append(r)
         synthetic.append(s)
         if r["status"] == "oom":  # Larger batches will not fit either (checklist 6).
             break
-        if runtime.verbose:
-            print(f"batch {batch}: {batch / min(r['step_times_s']):.0f} examples/s", flush=True)
+        bar.update(detail=f"batch {batch}: {batch / min(r['step_times_s']):.0f} examples/s")
+        if deadline.expired() and batch != sizes[-1]:
+            break
     res = batch_sweep.analyze(real, synthetic, current_batch_size=config["batch_size"])
+    _mark_cut_short(res, len(real), len(sizes), "batch sizes", max_minutes, real[-1]["status"])
     rows = batch_sweep.measurement_rows(real, synthetic)
     return _finish(res, workdir, rows, batch_sweep.plot(res), study_dir)
+
+
+def _plan(runtime, title, items):
+    if runtime.verbose:
+        progress.plan(title, [item for item in items if item])
+
+
+def _bound_line(max_minutes):
+    if not max_minutes:
+        return None
+    return f"bounded to {max_minutes:g} min (--max_minutes): stops after the current measurement"
+
+
+def _mark_cut_short(res, measured, planned, what, max_minutes, last_status="ok"):
+    """Says in the result that a time bound stopped the sweep before its plan was done."""
+    res["cut_short"] = measured < planned and last_status != "oom"
+    if res["cut_short"]:
+        note = (
+            f"Cut short by --max_minutes={max_minutes:g} after {measured} of {planned} {what}; "
+            "the result covers only those."
+        )
+        res["recommendation"] = f"{note} {res['recommendation']}"
 
 
 # --------------------------------------------------------------------------------- LR sweeps
 
 
-def _train_all(configs, dirs, runtime, strategy):
-    from tfplaybook import train
+def _train_all(configs, dirs, runtime, strategy, task, what, label, deadline=None):
+    """Trains each config into its directory, with progress; returns the directories trained.
 
+    `label(config)` names one run in the progress line. With an expired `deadline`, stops after
+    the run in progress (at least one run is always trained).
+    """
+    from tfplaybook import trainer as train
+
+    if runtime.verbose:
+        steps = configs[0]["max_train_steps"] if configs else 0
+        progress.plan(
+            (
+                f"{len(configs)} {what}s of {steps} steps at batch {configs[0]['batch_size']}"
+                if configs
+                else f"no {what}s"
+            ),
+            [f"{label(c)} -> {d}" for c, d in zip(configs, dirs)],
+        )
+    bar = progress.Progress(len(configs), what, enabled=runtime.verbose)
+    quiet = dataclasses.replace(runtime, verbose=False)  # One progress line per run, not per loop.
+    done = []
     for config, directory in zip(configs, dirs):
-        train.train(config, directory, runtime, strategy)
+        status = train.train(config, directory, quiet, strategy, task)
+        done.append(directory)
+        bar.update(detail=f"{label(config)}: {status['status']}")
+        if deadline is not None and deadline.expired() and len(done) < len(dirs):
+            break
+    return done
 
 
 def _lr_dir(workdir, lr):
     return os.path.join(workdir, f"lr_{lr:.4g}")
 
 
-def _sweep_lrs(config, workdir, runtime, strategy, rates):
+def _lr_label(config):
+    return f"learning rate {config['optimizer']['learning_rate']:.4g}"
+
+
+def _sweep_lrs(config, task, workdir, runtime, strategy, rates, deadline=None):
     configs = _rule(lr_sweep.lr_sweep_config, config, rates)
     dirs = [_lr_dir(workdir, lr) for lr in rates]
-    _train_all(configs, dirs, runtime, strategy)
-    return dirs
+    return _train_all(configs, dirs, runtime, strategy, task, "run", _lr_label, deadline)
 
 
-def run_lr_sweep(config, workdir, runtime, learning_rates, fit_error=0.0, report_study=None):
-    """--mode=lr_sweep: constant-LR grid, the step of the first perfect fit (checklist 71)."""
+def run_lr_sweep(
+    config,
+    task,
+    workdir,
+    runtime,
+    learning_rates,
+    fit_error=0.0,
+    fit_loss=None,
+    report_study=None,
+    max_minutes=None,
+):
+    """--mode=lr_sweep: constant-LR grid, the step of the first perfect fit (checklist 71).
+
+    A perfect fit is read from the training error (1 - accuracy) when the task records accuracy,
+    else from the training loss (at or below `fit_loss`).
+    """
     rates = parse_learning_rates(learning_rates, config)
     if not 0.0 <= fit_error < 1.0:
         raise config_lib.ConfigError(f"--fit_error={fit_error!r} must be in [0, 1)")
+    if fit_loss is not None and not (math.isfinite(fit_loss) and fit_loss >= 0):
+        raise config_lib.ConfigError(f"--fit_loss={fit_loss!r} must be a number >= 0")
+    by_accuracy = "accuracy" in metrics.metric_names(config)
+    metric = lr_sweep.ERROR if by_accuracy else lr_sweep.LOSS
+    threshold = fit_error if by_accuracy else fit_loss
+    deadline = _rule(progress.Deadline, max_minutes)
     study_dir = _report_study(workdir, report_study)
-    dirs = _sweep_lrs(config, workdir, runtime, _strategy(runtime), rates)
-    series = lr_sweep.series_from_trials(dirs)
-    res = lr_sweep.analyze(series, fit_threshold=fit_error)
-    rows = output.series_rows(series, "learning_rate", "error")
+    dirs = _sweep_lrs(config, task, workdir, runtime, _strategy(runtime), rates, deadline)
+    series = lr_sweep.series_from_trials(dirs, metric=metric)
+    res = lr_sweep.analyze(series, metric=metric, fit_threshold=threshold)
+    _mark_cut_short(res, len(dirs), len(rates), "learning rates", max_minutes)
+    rows = output.series_rows(series, "learning_rate", metric)
     return _finish(res, workdir, rows, lr_sweep.plot(series, res), study_dir)
 
 
 def run_warmup_sweep(
-    config, workdir, runtime, learning_rates, unstable_learning_rate=None, report_study=None
+    config, task, workdir, runtime, learning_rates, unstable_learning_rate=None, report_study=None
 ):
     """--mode=warmup_sweep: find the unstable LR, sweep warmup at 10x it (checklist 110-114)."""
     rates = None if unstable_learning_rate else parse_learning_rates(learning_rates, config)
@@ -222,7 +313,7 @@ def run_warmup_sweep(
     study_dir = _report_study(workdir, report_study)
     strategy = _strategy(runtime)
     if unstable_learning_rate is None:
-        dirs = _sweep_lrs(config, os.path.join(workdir, "lr_sweep"), runtime, strategy, rates)
+        dirs = _sweep_lrs(config, task, os.path.join(workdir, "lr_sweep"), runtime, strategy, rates)
         losses = lr_sweep.series_from_trials(dirs, metric=lr_sweep.LOSS)
         plan = warmup.plan(instability.classify(losses), config)
         output.write_procedure_dir(
@@ -239,7 +330,15 @@ def run_warmup_sweep(
     grid = _rule(warmup.warmup_steps_grid, config["max_train_steps"])
     configs = _rule(warmup.warmup_sweep_configs, config, unstable, grid)
     dirs = [os.path.join(workdir, f"warmup_{w}") for w in grid]
-    _train_all(configs, dirs, runtime, strategy)
+    _train_all(
+        configs,
+        dirs,
+        runtime,
+        strategy,
+        task,
+        "run",
+        lambda c: f"warmup_steps {c['schedule']['warmup_steps']}",
+    )
     series = lr_sweep.series_from_trials(dirs, metric=lr_sweep.LOSS, key="schedule.warmup_steps")
     base = warmup.LR_MULTIPLIER * unstable
     res = warmup.analyze(instability.classify(series), config, base_learning_rate=base)
@@ -248,7 +347,7 @@ def run_warmup_sweep(
 
 
 def run_probe(
-    config, workdir, runtime, best_learning_rate, steps, high_multiplier, report_study=None
+    config, task, workdir, runtime, best_learning_rate, steps, high_multiplier, report_study=None
 ):
     """--mode=probe: 2x and 5-10x LR probe runs, eval every step (checklist 105, 107-108)."""
     best = _positive("best_learning_rate", best_learning_rate)
@@ -264,7 +363,15 @@ def run_probe(
     ]
     study_dir = _report_study(workdir, report_study)
     dirs = [os.path.join(workdir, f"probe_{m:g}x") for m in multipliers]
-    _train_all(configs, dirs, runtime, _strategy(runtime))
+    _train_all(
+        configs,
+        dirs,
+        runtime,
+        _strategy(runtime),
+        task,
+        "probe",
+        lambda c: f"learning rate {c['optimizer']['learning_rate']:.4g}",
+    )
     runs = {}
     for m, directory in zip(multipliers, dirs):
         rows = td.read_measurements(directory)

@@ -1,0 +1,279 @@
+"""tfplaybook's Python API: run a study or one training from a notebook or a script.
+
+    import tfplaybook
+
+    study = tfplaybook.tune("experiments/my_task.py", workdir="runs/my_study")
+    study = tfplaybook.tune(config=my_config, build_model=build_model,
+                            make_dataset=make_dataset, workdir="runs/my_study")
+    print(study.best_trial.values, study.best_trial.best_value, study.report_path)
+    run = tfplaybook.train(config=my_config, build_model=build_model,
+                           make_dataset=make_dataset, workdir="runs/one")
+
+The same code as `python -m tfplaybook.run`: the same config completion and validation, the same
+trial directories, report and study index, the same plan and progress lines (`verbose=False`
+silences the per-step ones), and TensorFlow's start-up noise is silenced the same way. Bad input raises
+`tfplaybook.ConfigError` (a ValueError) with the one-line message the command line prints.
+"""
+
+import dataclasses
+import os
+import shlex
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from tfplaybook import config as config_lib  # noqa: E402
+from tfplaybook import task as task_lib  # noqa: E402
+
+
+@dataclasses.dataclass
+class TrialResult:
+    """One trial of a study, as its directory records it."""
+
+    id: str
+    directory: str
+    values: dict  # The hyperparameters the oracle chose: {dimension id: value}.
+    status: str  # completed | diverged | failed | running
+    best_value: float  # Best validation value of the objective over training (None if none).
+    best_step: int
+
+
+@dataclasses.dataclass
+class StudyResult:
+    """A finished (or interrupted) study: its trials, the best one and the report."""
+
+    workdir: str
+    objective: dict
+    trials: list
+    report_path: str
+
+    @property
+    def best_trial(self):
+        """The completed trial with the best objective value, or None."""
+        scored = [t for t in self.trials if t.status == "completed" and t.best_value is not None]
+        if not scored:
+            return None
+        sign = 1.0 if self.objective["goal"] == "max" else -1.0
+        return max(scored, key=lambda t: (sign * t.best_value, t.id))
+
+
+def quiet_libraries():
+    """TensorFlow's, absl's and TFDS's start-up and progress noise off (as on the command line)."""
+    from absl import logging
+
+    logging.set_verbosity(logging.WARNING)
+    try:
+        import tensorflow_datasets as tfds
+
+        tfds.disable_progress_bar()
+    except ImportError:
+        pass
+
+
+def make_config(experiment=None, config=None, build_model=None, make_dataset=None, overrides=()):
+    """(completed, validated config, Task, experiment label) from a file or a dict and callables.
+
+    Args:
+      experiment: path of an experiment file (get_config, optional build_model / make_dataset).
+      config: a config dict instead of a file (only batch_size and max_train_steps are required).
+      build_model: `build_model(config, data_spec) -> keras.Model`, overriding the file's.
+      make_dataset: `make_dataset(split, config[, input_context]) -> tf.data.Dataset`.
+      overrides: "KEY=VALUE" strings with dotted keys, as --override.
+    """
+    if (experiment is None) == (config is None):
+        raise config_lib.ConfigError("give exactly one of experiment= (a file) or config= (a dict)")
+    if experiment is not None:
+        base, task = task_lib.load(experiment)
+        label = experiment
+    else:
+        base, task, label = config, task_lib.Task(source="python"), "python"
+    for name, fn in (("build_model", build_model), ("make_dataset", make_dataset)):
+        if fn is not None:
+            if not callable(fn):
+                raise config_lib.ConfigError(f"{name}={fn!r} is not callable")
+            setattr(task, name, fn)
+    full = task_lib.complete_config(base, task)
+    full = task_lib.apply_overrides(full, overrides, task)
+    return config_lib.validate(full), task, label
+
+
+def runtime(**options):
+    """A train.Runtime from keyword options (strategy, num_cpu_replicas, precision, ...)."""
+    from tfplaybook import strategy as strategy_lib
+    from tfplaybook import trainer as train
+
+    if options.get("num_cpu_replicas", 1) > 1:
+        strategy_lib.split_cpu(options["num_cpu_replicas"])
+    try:
+        return train.Runtime(**options)
+    except TypeError as e:
+        fields = ", ".join(f.name for f in dataclasses.fields(train.Runtime))
+        raise config_lib.ConfigError(f"{e}; runtime options: {fields}") from None
+
+
+def trial_results(study_dir):
+    """TrialResult of every trial directory of a study, in trial order."""
+    from tfplaybook import tracking
+    from tfplaybook import trial_dir as td
+
+    out = []
+    for directory in tracking.trial_dirs(study_dir):
+        try:
+            status = td.read_status(directory) or {}
+            hparams_path = os.path.join(directory, td.HPARAMS)
+            values = td.read_json(hparams_path)["values"] if os.path.exists(hparams_path) else {}
+        except td.DamagedFileError:
+            continue
+        out.append(
+            TrialResult(
+                id=os.path.basename(directory),
+                directory=directory,
+                values=values,
+                status=status.get("status", "running"),
+                best_value=status.get("best_value"),
+                best_step=status.get("best_step"),
+            )
+        )
+    return out
+
+
+def run_studies(
+    config,
+    task,
+    experiment,
+    workdir,
+    run_options,
+    runs_root=None,
+    notes="",
+    command="",
+    role="none",
+    max_minutes=None,
+):
+    """Runs (or resumes) the study, or one study per scientific value, and writes each report.
+
+    The one implementation behind `tfplaybook.tune` and `--mode=tune`. Returns a list of
+    StudyResult (one per study; workers get results with no report).
+    """
+    from tfplaybook import tracking, tuner
+    from tfplaybook.analysis import report
+
+    plan = tuner.study_plan(config, workdir)
+    for study_dir, study_config in plan:  # Validate every study before anything is written.
+        tuner.prepare_study(study_config, study_dir, run_options, task)
+    root = runs_root or os.path.dirname(os.path.abspath(workdir))
+    results = []
+    for study_dir, study_config in plan:
+        index = tracking.StudyIndex(root)
+        if role != "worker":
+            index.record(study_dir, study_config, experiment, notes, command, "running")
+        tuner.tune(study_config, study_dir, run_options, experiment, task, max_minutes)
+        if role == "worker":
+            results.append(StudyResult(study_dir, config["objective"], [], None))
+            continue
+        report_path = report.write_report(study_dir)
+        summary = tracking.summarize(study_dir, study_config)
+        index.record(
+            study_dir,
+            study_config,
+            experiment,
+            notes,
+            command,
+            summary["status"],
+            summary["trials"],
+            summary["best_value"],
+        )
+        if run_options.verbose:
+            best = summary["best_value"]
+            print(
+                f"study {study_dir}: {summary['trials']} trials, best validation "
+                f"{config['objective']['metric']} {_rounded(best)} ({summary['status']})"
+            )
+            print(f"report: {report_path}", flush=True)
+        results.append(
+            StudyResult(study_dir, config["objective"], trial_results(study_dir), report_path)
+        )
+    return results
+
+
+def _rounded(value):
+    return None if value is None else f"{value:.4g}"
+
+
+def tune(
+    experiment=None,
+    *,
+    config=None,
+    build_model=None,
+    make_dataset=None,
+    workdir=None,
+    overrides=(),
+    notes="",
+    runs_root=None,
+    max_minutes=None,
+    **runtime_options,
+):
+    """Runs (or resumes) a study and writes its report; returns a StudyResult.
+
+    Args:
+      experiment, config, build_model, make_dataset, overrides: see `make_config`.
+      workdir: the study directory (default runs/<experiment name>, or runs/study for a dict).
+      notes: a description for the study index.
+      runs_root: where the study index lives (default: the work directory's parent).
+      max_minutes: start no trial after this many minutes (the study stays resumable).
+      **runtime_options: train.Runtime fields: strategy, tpu, num_cpu_replicas, jit_compile,
+        precision, steps_per_loop, download, verbose.
+
+    With `study.design=per_value` several studies run; the result is the first one's and
+    `StudyResult.workdir` of the others are subdirectories of `workdir`.
+    """
+    full, task, label = make_config(experiment, config, build_model, make_dataset, overrides)
+    workdir = workdir or _default_workdir(experiment, "study")
+    options = runtime(**runtime_options)
+    quiet_libraries()
+    command = shlex.join([os.path.basename(sys.argv[0] or "python"), *sys.argv[1:]])
+    results = run_studies(
+        full, task, label, workdir, options, runs_root, notes, command, max_minutes=max_minutes
+    )
+    return results[0]
+
+
+def train(
+    experiment=None,
+    *,
+    config=None,
+    build_model=None,
+    make_dataset=None,
+    workdir=None,
+    overrides=(),
+    **runtime_options,
+):
+    """Trains one configuration into `workdir` (resuming if interrupted); returns a TrialResult."""
+    from tfplaybook import trainer as train_lib
+
+    full, task, _ = make_config(experiment, config, build_model, make_dataset, overrides)
+    workdir = workdir or _default_workdir(experiment, "train")
+    options = runtime(**runtime_options)
+    quiet_libraries()
+    status = train_lib.train(full, workdir, options, task=task)
+    return TrialResult(
+        id=os.path.basename(os.path.normpath(workdir)),
+        directory=workdir,
+        values={},
+        status=status["status"],
+        best_value=status.get("best_value"),
+        best_step=status.get("best_step"),
+    )
+
+
+def analyze(workdir):
+    """(Re)writes a study's report from its files alone; returns the report's path."""
+    from tfplaybook.analysis import report
+
+    if not workdir or not os.path.isdir(workdir):
+        raise config_lib.ConfigError(f"workdir={workdir!r} is not a study directory")
+    return report.write_report(workdir)
+
+
+def _default_workdir(experiment, fallback):
+    name = os.path.splitext(os.path.basename(experiment))[0] if experiment else fallback
+    return os.path.join("runs", name)

@@ -1,0 +1,161 @@
+"""The task's loss and metrics from Keras identifiers (config keys `loss`, `metrics`).
+
+`loss` is any Keras loss identifier ("mse", "huber", "binary_crossentropy",
+"sparse_categorical_crossentropy", a class name such as "MeanSquaredError") or a serialized loss
+`{"class_name": ..., "config": {...}}`; `metrics` is a list of Keras metric identifiers or
+serialized metrics. With `from_logits` true (the default: the shipped models end in a linear layer,
+which is numerically the stabler choice), losses and metrics that take `from_logits` get it, and
+"accuracy" / "binary_accuracy" threshold logits at 0 instead of probabilities at 0.5. "accuracy"
+means the accuracy that fits the loss, as in Keras' `compile`: sparse categorical, categorical or
+binary.
+
+The loss is built with `reduction=None`: the loop needs one value per example to average over the
+global batch with the examples' weights (and weight-0 padding in evaluation).
+
+Name resolution is pure Python (`metric_name`, `metric_names`); building objects imports Keras.
+"""
+
+from tfplaybook.config import ConfigError
+
+ALIASES = {"acc": "accuracy"}
+# Metrics where a larger value is better; every other metric (errors, losses) is minimised.
+MAXIMISED = (
+    "accuracy",
+    "binary_accuracy",
+    "categorical_accuracy",
+    "sparse_categorical_accuracy",
+    "top_k_categorical_accuracy",
+    "sparse_top_k_categorical_accuracy",
+    "auc",
+    "precision",
+    "recall",
+    "f1_score",
+    "fbeta_score",
+    "r2_score",
+    "iou",
+    "mean_iou",
+)
+_CROSSENTROPY = {"sparsecategoricalcrossentropy", "categoricalcrossentropy"}
+_BINARY = {"binarycrossentropy", "binaryfocalcrossentropy"}
+
+
+def metric_name(identifier):
+    """The name a metric is recorded under: its identifier, or a serialized metric's name."""
+    if isinstance(identifier, str):
+        return ALIASES.get(identifier, identifier)
+    if isinstance(identifier, dict) and isinstance(identifier.get("class_name"), str):
+        return (identifier.get("config") or {}).get("name") or identifier["class_name"]
+    raise ConfigError(
+        f"metric {identifier!r} must be a Keras metric identifier (e.g. 'mae') or "
+        "{'class_name': ..., 'config': {...}}"
+    )
+
+
+def metric_names(config):
+    return [metric_name(m) for m in config["metrics"]]
+
+
+def default_goal(name):
+    """'max' for accuracy-like metrics, 'min' for the loss and error-like ones."""
+    key = name.lower()
+    return "max" if key in MAXIMISED or key.endswith("accuracy") else "min"
+
+
+def _key(name):
+    return name.replace("_", "").lower()
+
+
+def _loss_class(identifier):
+    import keras
+
+    classes = {
+        _key(n): getattr(keras.losses, n)
+        for n in dir(keras.losses)
+        if n[0].isupper() and isinstance(getattr(keras.losses, n), type)
+    }
+    if isinstance(identifier, dict):
+        name, kwargs = identifier.get("class_name"), dict(identifier.get("config") or {})
+    else:
+        name, kwargs = identifier, {}
+    if not isinstance(name, str):
+        raise ConfigError(f"loss={identifier!r} must be a Keras loss identifier or class config")
+    if _key(name) not in classes:
+        # snake_case function names ("mse", "mae") resolve through Keras' own aliases.
+        try:
+            fn = keras.losses.get(name)
+        except (ValueError, TypeError):
+            fn = None
+        name = getattr(fn, "__name__", None) or getattr(getattr(fn, "fn", None), "__name__", "")
+    cls = classes.get(_key(name))
+    if cls is None or cls is keras.losses.Loss:
+        known = sorted(n for n in dir(keras.losses) if n[0].isupper() and n != "Loss")
+        raise ConfigError(
+            f"loss={identifier!r} is not a Keras loss; use e.g. mse, mae, huber, "
+            f"binary_crossentropy, sparse_categorical_crossentropy or one of {', '.join(known)}"
+        )
+    return cls, kwargs
+
+
+def _takes(cls, argument):
+    import inspect
+
+    return argument in inspect.signature(cls.__init__).parameters
+
+
+def make_loss(config):
+    """The per-example loss, a Keras Loss with reduction=None (one value per example)."""
+    cls, kwargs = _loss_class(config["loss"])
+    if _takes(cls, "from_logits"):
+        kwargs.setdefault("from_logits", bool(config["from_logits"]))
+    kwargs["reduction"] = None
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"loss={config['loss']!r}: {e}".splitlines()[0]) from None
+
+
+def _accuracy_for(config, name):
+    import keras
+
+    cls, _ = _loss_class(config["loss"])
+    logits = bool(config["from_logits"])
+    key = _key(cls.__name__)
+    if name == "binary_accuracy" or (name == "accuracy" and key in _BINARY):
+        return keras.metrics.BinaryAccuracy(name=name, threshold=0.0 if logits else 0.5)
+    if name == "accuracy" and key == "sparsecategoricalcrossentropy":
+        return keras.metrics.SparseCategoricalAccuracy(name=name)
+    if name == "accuracy" and key == "categoricalcrossentropy":
+        return keras.metrics.CategoricalAccuracy(name=name)
+    return None
+
+
+def make_metrics(config):
+    """{name: fresh Keras metric} for the config's `metrics`, in order."""
+    import keras
+
+    out = {}
+    for identifier in config["metrics"]:
+        name = metric_name(identifier)
+        metric = _accuracy_for(config, name) if isinstance(identifier, str) else None
+        if metric is None:
+            try:
+                metric = keras.metrics.get(identifier)
+            except (ValueError, TypeError) as e:
+                raise ConfigError(
+                    f"metrics: {identifier!r} is not a Keras metric ({str(e).splitlines()[0]})"
+                ) from None
+            if not isinstance(metric, keras.metrics.Metric):
+                metric = keras.metrics.MeanMetricWrapper(metric, name=name)
+            else:
+                kwargs = dict(metric.get_config(), name=name)
+                if _takes(type(metric), "from_logits"):
+                    kwargs["from_logits"] = bool(config["from_logits"])
+                metric = type(metric).from_config(kwargs)
+        out[name] = metric
+    return out
+
+
+def is_classification(config):
+    """True when the loss is a categorical cross-entropy (integer or one-hot class labels)."""
+    cls, _ = _loss_class(config["loss"])
+    return _key(cls.__name__) in _CROSSENTROPY
