@@ -1,4 +1,4 @@
-"""The adoption rule (checklist 57-61): improvement must exceed the rerun spread of both arms."""
+"""The adoption rule (checklist 57-61): a one-sided Welch t-test on the reruns of both arms."""
 
 import statistics
 
@@ -61,3 +61,33 @@ def test_invalid_inputs_are_rejected():
         compare.decide([0.9, 0.91], [0.95, 0.96], goal="maximize")
     with pytest.raises(ValueError, match="non-finite"):
         compare.decide([float("nan"), float("inf")], [0.95, 0.96])
+
+
+def test_more_reruns_make_a_real_gain_easier_to_adopt_not_harder():
+    # The same small true gain (0.006) under the same noise, with 3 and with 30 reruns per arm:
+    # the test gains power with evidence, while the range rule only gets stricter.
+    def arm(mean, n):
+        return [mean + 0.01 * statistics.NormalDist().inv_cdf((i + 0.5) / n) for i in range(n)]
+
+    few = compare.decide(arm(0.900, 3), arm(0.906, 3), goal="max")
+    many = compare.decide(arm(0.900, 30), arm(0.906, 30), goal="max")
+    assert few["decision"] == compare.KEEP and many["decision"] == compare.ADOPT
+    assert many["p_value"] < compare.LEVEL < few["p_value"]
+    assert few["range_rule"] == many["range_rule"] == compare.KEEP
+    assert many["required_improvement"] > few["required_improvement"]
+    assert many["gain_lower_bound"] > 0 > few["gain_lower_bound"]
+
+
+def test_identical_reruns_decide_by_the_sign_of_the_gain():
+    assert compare.decide([0.9, 0.9], [0.91, 0.91])["decision"] == compare.ADOPT
+    assert compare.decide([0.9, 0.9], [0.9, 0.9])["decision"] == compare.KEEP
+
+
+def test_welch_matches_scipy():
+    from scipy import stats
+
+    baseline, candidate = [0.90, 0.91, 0.905, 0.899], [0.92, 0.905, 0.93]
+    decision = compare.decide(baseline, candidate, goal="max")
+    expected = stats.ttest_ind(candidate, baseline, equal_var=False, alternative="greater")
+    assert decision["p_value"] == pytest.approx(expected.pvalue)
+    assert decision["t"] == pytest.approx(expected.statistic)

@@ -63,6 +63,7 @@ def test_report_writes_every_file(study_dir):
             "gradient_norms.png",
             "isolation_model.width.png",
             "training_curves.png",
+            "trial_budget.png",
             "warmup_sweep.png",
         ]
     )
@@ -207,7 +208,7 @@ def _render(html_path, tmp_path):
 
 def test_report_renders_in_chromium(study_dir, tmp_path):
     rendered = _render(os.path.join(study_dir, "report.html"), tmp_path)
-    assert int(rendered["images-total"]) == len(_pngs(study_dir)) == 8
+    assert int(rendered["images-total"]) == len(_pngs(study_dir)) == 9
     assert rendered["images-loaded"] == rendered["images-total"]
     assert rendered["sections"].split() == list(report.STANDARD_SECTIONS[:-1]) + [
         "warmup",
@@ -279,5 +280,6 @@ def test_minimised_objective_with_categorical_and_conditional_dimensions(tmp_pat
             "gradient_norms.png",
             "isolation_optimizer.name.png",
             "training_curves.png",
+            "trial_budget.png",
         ]
     )

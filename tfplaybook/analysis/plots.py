@@ -346,3 +346,21 @@ def comparison_plot(decision):
     ax.grid(alpha=0.3, axis="y")
     ax.legend(fontsize=8, loc="best")
     return fig
+
+
+def budget_plot(study, result):
+    """P5, checklist 103: bootstrapped best-of-k (median and interquartile range) against k."""
+    if result is None:
+        return None
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.4, 4.0))
+    ax = fig.add_subplot()
+    ax.fill_between(result["k"], result["q25"], result["q75"], alpha=0.3, label="interquartile")
+    ax.plot(result["k"], result["median"], marker="o", label="median best-of-k")
+    ax.set_xlabel("trials in the study (k, bootstrapped from this study)")
+    ax.set_ylabel(f"best {_objective_label(study)}")
+    ax.set_title("How many trials: best-of-study against the budget")
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    return fig

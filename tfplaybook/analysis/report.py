@@ -25,6 +25,7 @@ import json
 import os
 
 from tfplaybook import trial_dir as td
+from tfplaybook.analysis import budget
 from tfplaybook.analysis import checks as checks_lib
 from tfplaybook.analysis import export, plots, study_data
 
@@ -44,6 +45,7 @@ STANDARD_SECTIONS = (
     "training-curves",
     "best-step",
     "gradient-norms",
+    "trial-budget",
     "trials",
 )
 
@@ -280,6 +282,10 @@ _INTROS = {
         "Training loss and validation objective of every trial; best three in color."
     ),
     "best-step": "Step chosen by retrospective checkpoint selection in each trial.",
+    "trial-budget": (
+        "The study's trials resampled with replacement (2000 draws per budget k): the median "
+        "and interquartile range of the best objective of k trials."
+    ),
     "gradient-norms": (
         "Unclipped gradient norm of the best trial. A good first clipping threshold is about "
         "the 90th percentile (checklist 117); clipping more than half of the steps (checklist "
@@ -306,6 +312,9 @@ def _figure_sections(study, th):
     curves = [("training_curves", plots.training_curves(study, 3), "training curves")]
     best_step = [("best_step", plots.best_step_plot(study, early, late), "best step per trial")]
     grad = [("gradient_norms", plots.gradient_norm_plot(study), "gradient norms")]
+    bootstrap = budget.best_of_k(study)
+    intro["trial-budget"] = _INTROS["trial-budget"] + " " + budget.verdict(bootstrap, study.metric)
+    trial_budget = [("trial_budget", plots.budget_plot(study, bootstrap), "best-of-k against k")]
     empty_axis = "The study varied no hyperparameter."
     empty_isolation = "No varied scientific hyperparameter: nothing to isolate."
     return [
@@ -333,6 +342,12 @@ def _figure_sections(study, th):
             "Gradient norms (checklist 116-119; docs/plots.md P12)",
             "No feasible trial logged grad_norm.",
             grad,
+        ),
+        (
+            "trial-budget",
+            "How many trials (checklist 103; docs/plots.md P5)",
+            "Too few trials to bootstrap the budget.",
+            trial_budget,
         ),
     ], intro
 
@@ -412,8 +427,18 @@ def _comparison_section(page, decision, details=None):
             ("reason", decision["reason"]),
             ("mean improvement (goal-aware)", _fmt(decision["mean_improvement"])),
             ("best improvement (goal-aware)", _fmt(decision["best_improvement"])),
-            ("required improvement (largest spread)", _fmt(decision["required_improvement"])),
+            (
+                "Welch t, degrees of freedom",
+                f"{_fmt(decision.get('t'))}, {_fmt(decision.get('df'))}",
+            ),
+            ("one-sided p-value", _fmt(decision.get("p_value"))),
+            ("lower 95% bound of the gain", _fmt(decision.get("gain_lower_bound"))),
             ("rule", decision["rule"]),
+            (
+                "range rule (gain > largest spread "
+                f"{_fmt(decision['required_improvement'])}), for reference",
+                decision.get("range_rule") or "",
+            ),
         ],
     )
     parts = [
