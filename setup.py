@@ -12,8 +12,9 @@ setup(
     packages=find_packages(include=["tfplaybook", "tfplaybook.*"]),
     install_requires=[
         "tensorflow>=2.16",
-        "keras>=3",
-        "keras-tuner>=1.4",
+        # Tested ranges (tfplaybook.compat refuses others: a few private internals are used).
+        "keras>=3.15,<3.16",
+        "keras-tuner>=1.4.8,<1.5",
         "tensorflow-datasets>=4.9",
         # TFDS imports it at run time but does not declare it.
         "importlib_resources",

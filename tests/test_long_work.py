@@ -3,7 +3,7 @@
 import json
 import os
 
-from conftest import REPO, run_cli
+from conftest import REPO
 
 from tfplaybook import task as task_lib
 from tfplaybook import trainer as train
@@ -42,26 +42,40 @@ def test_an_unbounded_lr_sweep_is_not_cut_short(tmp_path):
     assert res["cut_short"] is False and len(res["table"]) == 2
 
 
-def test_a_study_prints_its_plan_and_estimates_then_resumes_after_a_time_bound(tmp_path):
+def test_a_study_prints_its_plan_and_estimates_then_resumes_after_a_time_bound(tmp_path, capsys):
+    import tfplaybook
+
     study = tmp_path / "study"
-    args = [
-        "--mode=tune",
-        f"--experiment={DIABETES}",
-        f"--workdir={study}",
-        "--strategy=cpu",
-        "--override=max_train_steps=40",
-        "--override=eval_every_steps=20",
-        "--override=study.max_trials=3",
-    ]
-    out = run_cli(*args, f"--max_minutes={INSTANT}")
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert f"plan: study {study}: 3 trials" in out.stdout
-    assert "each trial: 40 steps at batch 32" in out.stdout
-    assert "progress: 1/3 trials" in out.stdout and "left" in out.stdout
-    assert "stopped by --max_minutes" in out.stdout
-    assert len([d for d in os.listdir(study) if d.startswith("trial_")]) == 1
-    again = run_cli(*args)
-    assert again.returncode == 0, again.stderr[-2000:]
-    assert "(1 already finished)" in again.stdout
-    assert "progress: 3/3 trials" in again.stdout
-    assert "study" in again.stdout and "3 trials, best validation mae" in again.stdout
+    kwargs = dict(
+        workdir=str(study),
+        overrides=["max_train_steps=40", "eval_every_steps=20", "study.max_trials=3"],
+        strategy="cpu",
+    )
+    first = tfplaybook.tune(DIABETES, max_minutes=INSTANT, **kwargs)
+    out = capsys.readouterr().out
+    assert f"plan: study {study}: 3 trials" in out
+    assert "each trial: 40 steps at batch 32" in out
+    assert "progress: 1/3 trials" in out and "left" in out
+    assert "stopped by --max_minutes" in out
+    assert len(first.trials) == 1
+    again = tfplaybook.tune(DIABETES, **kwargs)
+    out = capsys.readouterr().out
+    assert "(1 already finished)" in out and "progress: 3/3 trials" in out
+    assert "3 trials, best validation mae" in out
+    assert len(again.trials) == 3 and all(t.status == "completed" for t in again.trials)
+
+
+def test_a_time_bounded_batch_sweep_prints_its_plan_and_stops_after_one_size(tmp_path, capsys):
+    config, task = task_lib.load(DIABETES)
+    runtime = train.Runtime(strategy="cpu", verbose=True)
+    res = drivers.run_batch_sweep(
+        config, task, str(tmp_path), runtime, 8, 64, 3, 1, max_minutes=INSTANT
+    )
+    out = capsys.readouterr().out
+    assert f"plan: batch_sweep of 4 batch sizes into {tmp_path}" in out
+    assert "batch sizes 8, 16, 32, 64" in out and "bounded to 1e-09 min" in out
+    assert "progress: 1/4 batch sizes" in out and "batch 8:" in out
+    assert res["cut_short"] is True
+    assert res["recommendation"].startswith("Cut short by --max_minutes=1e-09 after 1 of 4")
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["cut_short"] is True

@@ -59,6 +59,20 @@ def test_adam_family(name, nadam):
     np.testing.assert_allclose(run_keras(opt), adam_reference(0.8, 0.95, 1e-3, nadam), rtol=1e-5)
 
 
+def test_rmsprop_is_the_playbooks():
+    rho, gamma, eps = 0.8, 0.5, 1e-3
+    theta, v, m = np.array([1.0, 2.0]), np.ones(2), np.zeros(2)
+    for g in GRADS:
+        v = rho * v + (1 - rho) * g**2
+        m = gamma * m + LR * g / np.sqrt(v + eps)
+        theta = theta - m
+    cfg = {"name": "rmsprop", "learning_rate": LR, "rho": rho, "momentum": gamma, "epsilon": eps}
+    opt = optimizers.make_optimizer(dict(cfg, weight_decay=0.0), {"name": "constant"}, 100)
+    np.testing.assert_allclose(run_keras(opt), theta, rtol=1e-5)
+    keras_default = keras.optimizers.RMSprop(LR, rho=rho, momentum=gamma, epsilon=eps)
+    assert not np.allclose(run_keras(keras_default), theta, rtol=1e-3)  # Keras' differs.
+
+
 def test_nadam_differs_from_adam():
     assert not np.allclose(
         adam_reference(0.8, 0.95, 1e-3, True), adam_reference(0.8, 0.95, 1e-3, False)
@@ -84,5 +98,5 @@ def test_keras_schedule_matches_pure_schedule(schedule):
 def test_unknown_optimizer_lists_allowed():
     from tfplaybook.config import ConfigError
 
-    with pytest.raises(ConfigError, match="sgd, momentum, nesterov, adam, nadam, adamw"):
+    with pytest.raises(ConfigError, match="sgd, momentum, nesterov, rmsprop, adam, nadam, adamw"):
         optimizers.make_optimizer({"name": "lion", "learning_rate": 0.1}, {"name": "constant"}, 10)

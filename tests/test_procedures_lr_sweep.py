@@ -129,3 +129,51 @@ def test_series_from_trials_reads_training_accuracy_as_error(tmp_path):
     by_warmup = lr_sweep.series_from_trials(dirs[:1], "loss", key="schedule.warmup_steps")
     assert list(by_warmup) == [0]
     assert by_warmup[0] == (STEPS, [1.0 / (s + 1) for s in STEPS])
+
+
+def test_a_run_whose_own_record_says_diverged_is_diverged_with_a_finite_series():
+    # The loss-factor rule stops a finite, exploding loss: the training error stays finite.
+    finite = ([10], [0.9])
+    assert lr_sweep.divergence_step(*finite) is None
+    assert lr_sweep.divergence_step(*finite, diverged_at=2) == 2
+    assert lr_sweep.divergence_step([0, 50, 100], [0.5, math.nan, math.nan]) == 50
+    res = lr_sweep.analyze(
+        {0.01: error_series(400), 0.1: error_series(300), 30.0: finite}, diverged={30.0: 2}
+    )
+    n = res["numbers"]
+    assert n["diverged_learning_rates"] == [30.0]
+    row = res["table"][-1]
+    assert row["diverged"] is True and row["diverged_step"] == 2
+    assert [r["diverged"] for r in res["table"][:2]] == [False, False]
+    # A recorded divergence with an unknown step still counts.
+    unknown = lr_sweep.analyze({0.1: error_series(300), 30.0: finite}, diverged={30.0: None})
+    assert unknown["numbers"]["diverged_learning_rates"] == [30.0]
+
+
+def test_a_run_that_fit_then_diverged_is_never_the_recommendation():
+    fit_then_nan = (
+        STEPS,
+        [0.0 if s >= 100 and s < 500 else 0.5 for s in STEPS[:10]] + [math.nan] * (len(STEPS) - 10),
+    )
+    res = lr_sweep.analyze({0.1: error_series(400), 0.3: fit_then_nan})
+    n = res["numbers"]
+    assert n["fastest_learning_rate"] == 0.1 and n["recommended_max_train_steps"] == 400
+    assert n["diverged_learning_rates"] == [0.3] and n["fitted_learning_rates"] == [0.1]
+    assert res["table"][1]["first_fit_step"] == 100  # Shown, but not used.
+    # The same when only its status.json says so (its series is finite).
+    recorded = lr_sweep.analyze(
+        {0.1: error_series(400), 0.3: error_series(100)}, diverged={0.3: 450}
+    )
+    assert recorded["numbers"]["fastest_learning_rate"] == 0.1
+
+
+def test_diverged_from_trials_reads_each_runs_status(tmp_path):
+    base = config_lib.load_experiment(config_lib.default_experiment())
+    dirs = []
+    for c, status in zip(lr_sweep.lr_sweep_config(base, [0.1, 30.0]), ["completed", "diverged"]):
+        d = tmp_path / f"lr_{c['optimizer']['learning_rate']}"
+        d.mkdir()
+        trial_dir.write_config(str(d), c)
+        trial_dir.write_status(str(d), status, "training loss ... at step 2", step=2)
+        dirs.append(str(d))
+    assert lr_sweep.diverged_from_trials(dirs) == {30.0: 2}

@@ -69,7 +69,7 @@ def test_two_replicas_match_one_device_on_the_same_global_batch(experiment_confi
     two.model.set_weights(one.model.get_weights())
     for trainer in (one, two):
         train_ds, _ = trainer.datasets(shuffle_seed=0)
-        losses, norms, _ = trainer.train_loop(iter(train_ds), tf.constant(10))
+        losses, norms, _, _ = trainer.train_loop(iter(train_ds), tf.constant(10))
         trainer.result = (losses.numpy(), norms.numpy())
     np.testing.assert_allclose(one.result[0], two.result[0], rtol=2e-3)
     np.testing.assert_allclose(one.result[1], two.result[1], rtol=2e-3)

@@ -120,7 +120,9 @@ def test_readme_experiment_file_runs_every_mode(tmp_path):
         if "--mode=analyze" not in args:
             args += quick + ["--strategy=cpu"]
         if "--mode=batch_sweep" in args:
-            args += ["--sweep_max_batch_size=64", "--sweep_steps=5", "--sweep_repeats=1"]
+            args += ["--sweep_max_batch_size=32", "--sweep_steps=5", "--sweep_repeats=1"]
+        if "--mode=lr_sweep" in args:
+            args += ["--learning_rates=0.003,0.03"]
         out = run_cli(*args, timeout=600)
         assert out.returncode == 0, (args, out.stderr[-3000:])
     study = tmp_path / "runs" / "moons"

@@ -2,9 +2,9 @@
 
 `--mode=compare --baseline=STUDY --candidate=STUDY --reruns=N` takes the best completed trial of
 each study, re-trains its exact config N times with new seeds (trial variance: initialisation,
-data order), and adopts the candidate only if its improvement exceeds the rerun spread of both
-(`tfplaybook.analysis.compare.decide`). Reruns are ordinary trial directories, so an interrupted
-comparison resumes where it stopped.
+data order), and adopts the candidate only if a one-sided Welch t-test on the reruns finds it
+better at level 0.05 (`tfplaybook.analysis.compare.decide`). Reruns are ordinary trial
+directories, so an interrupted comparison resumes where it stopped.
 """
 
 import os

@@ -11,8 +11,9 @@
 
 The same code as `python -m tfplaybook.run`: the same config completion and validation, the same
 trial directories, report and study index, the same plan and progress lines (`verbose=False`
-silences the per-step ones), and TensorFlow's start-up noise is silenced the same way. Bad input raises
-`tfplaybook.ConfigError` (a ValueError) with the one-line message the command line prints.
+silences the per-step ones, as --quiet), and TensorFlow's start-up noise is silenced the same
+way. Bad input raises `tfplaybook.ConfigError` (a ValueError) with the one-line message the
+command line prints.
 """
 
 import dataclasses
@@ -58,16 +59,11 @@ class StudyResult:
 
 
 def quiet_libraries():
-    """TensorFlow's, absl's and TFDS's start-up and progress noise off (as on the command line)."""
+    """absl's info logging off (TensorFlow's C++ start-up lines: TF_CPP_MIN_LOG_LEVEL above;
+    TFDS' progress bars: tfplaybook.datasets turns them off when it first uses TFDS)."""
     from absl import logging
 
     logging.set_verbosity(logging.WARNING)
-    try:
-        import tensorflow_datasets as tfds
-
-        tfds.disable_progress_bar()
-    except ImportError:
-        pass
 
 
 def make_config(experiment=None, config=None, build_model=None, make_dataset=None, overrides=()):
@@ -92,23 +88,27 @@ def make_config(experiment=None, config=None, build_model=None, make_dataset=Non
             if not callable(fn):
                 raise config_lib.ConfigError(f"{name}={fn!r} is not callable")
             setattr(task, name, fn)
+    from tfplaybook import validation
+
     full = task_lib.complete_config(base, task)
     full = task_lib.apply_overrides(full, overrides, task)
-    return config_lib.validate(full), task, label
+    return validation.check_config(full, task), task, label
 
 
 def runtime(**options):
-    """A train.Runtime from keyword options (strategy, num_cpu_replicas, precision, ...)."""
-    from tfplaybook import strategy as strategy_lib
-    from tfplaybook import trainer as train
+    """A runtime.Runtime from keyword options (strategy, num_cpu_replicas, precision, ...)."""
+    from tfplaybook import runtime as runtime_lib
 
-    if options.get("num_cpu_replicas", 1) > 1:
-        strategy_lib.split_cpu(options["num_cpu_replicas"])
     try:
-        return train.Runtime(**options)
+        options = runtime_lib.Runtime(**options)
     except TypeError as e:
-        fields = ", ".join(f.name for f in dataclasses.fields(train.Runtime))
+        fields = ", ".join(f.name for f in dataclasses.fields(runtime_lib.Runtime))
         raise config_lib.ConfigError(f"{e}; runtime options: {fields}") from None
+    if options.num_cpu_replicas > 1:
+        from tfplaybook import strategy as strategy_lib
+
+        strategy_lib.split_cpu(options.num_cpu_replicas)
+    return options
 
 
 def trial_results(study_dir):
@@ -154,45 +154,84 @@ def run_studies(
     The one implementation behind `tfplaybook.tune` and `--mode=tune`. Returns a list of
     StudyResult (one per study; workers get results with no report).
     """
-    from tfplaybook import tracking, tuner
+    from tfplaybook import tracking
     from tfplaybook.analysis import report
+    from tfplaybook.search import designs
 
-    plan = tuner.study_plan(config, workdir)
-    for study_dir, study_config in plan:  # Validate every study before anything is written.
-        tuner.prepare_study(study_config, study_dir, run_options, task)
+    plan = designs.study_plan(config, workdir)
+    # Pure checks first: a changed config is refused, a finished study answers without
+    # TensorFlow, and nothing is written (the index included) before every study is valid.
+    states = [tracking.check_study_dir(d, c) for d, c in plan]
+    if role != "worker" and all(state == tracking.FINISHED for state in states):
+        return [_finished(d, c) for d, c in plan]
+    from tfplaybook import tuner
+
+    for study_dir, study_config in plan:
+        tuner.prepare_study(study_config, study_dir, run_options, task, checked=True)
     root = runs_root or os.path.dirname(os.path.abspath(workdir))
     results = []
     for study_dir, study_config in plan:
-        index = tracking.StudyIndex(root)
-        if role != "worker":
+        index = tracking.StudyIndex(root) if role != "worker" else None
+
+        if index:
             index.record(study_dir, study_config, experiment, notes, command, "running")
-        tuner.tune(study_config, study_dir, run_options, experiment, task, max_minutes)
-        if role == "worker":
+        try:
+            tuner.tune(study_config, study_dir, run_options, experiment, task, max_minutes, True)
+        except BaseException:
+            if index:  # The index tells the truth: this run of the study failed.
+                _record(index, study_dir, study_config, experiment, notes, command, "failed")
+            raise
+        if not index:
             results.append(StudyResult(study_dir, config["objective"], [], None))
             continue
         report_path = report.write_report(study_dir)
-        summary = tracking.summarize(study_dir, study_config)
-        index.record(
-            study_dir,
-            study_config,
-            experiment,
-            notes,
-            command,
-            summary["status"],
-            summary["trials"],
-            summary["best_value"],
+        summary = _record(index, study_dir, study_config, experiment, notes, command)
+        print(
+            f"study {study_dir}: {summary['trials']} trials, best validation "
+            f"{config['objective']['metric']} {_rounded(summary['best_value'])} "
+            f"({summary['status']})"
         )
-        if run_options.verbose:
-            best = summary["best_value"]
-            print(
-                f"study {study_dir}: {summary['trials']} trials, best validation "
-                f"{config['objective']['metric']} {_rounded(best)} ({summary['status']})"
-            )
-            print(f"report: {report_path}", flush=True)
+        print(f"report: {report_path}", flush=True)
         results.append(
             StudyResult(study_dir, config["objective"], trial_results(study_dir), report_path)
         )
     return results
+
+
+def _record(index, study_dir, config, experiment, notes, command, status=None):
+    """Writes the study's index row from its trial directories; returns their summary."""
+    from tfplaybook import tracking
+
+    summary = tracking.summarize(study_dir, config)
+    index.record(
+        study_dir,
+        config,
+        experiment,
+        notes,
+        command,
+        status or summary["status"],
+        summary["trials"],
+        summary["best_value"],
+    )
+    return summary
+
+
+def _finished(study_dir, config):
+    """A finished study's result: nothing trains, and its report is written only if missing."""
+    from tfplaybook import tracking
+    from tfplaybook.analysis import report
+
+    report_path = os.path.join(study_dir, "report.html")
+    if not os.path.exists(report_path):
+        report_path = report.write_report(study_dir)
+    summary = tracking.summarize(study_dir, config)
+    print(
+        f"study {study_dir}: already finished, {summary['trials']} trials, best validation "
+        f"{config['objective']['metric']} {_rounded(summary['best_value'])}; nothing to train "
+        "(raise study.max_trials to run more)"
+    )
+    print(f"report: {report_path}", flush=True)
+    return StudyResult(study_dir, config["objective"], trial_results(study_dir), report_path)
 
 
 def _rounded(value):
@@ -228,6 +267,7 @@ def tune(
     """
     full, task, label = make_config(experiment, config, build_model, make_dataset, overrides)
     workdir = workdir or _default_workdir(experiment, "study")
+    _check_runtime(full, runtime_options)
     options = runtime(**runtime_options)
     quiet_libraries()
     command = shlex.join([os.path.basename(sys.argv[0] or "python"), *sys.argv[1:]])
@@ -252,6 +292,7 @@ def train(
 
     full, task, _ = make_config(experiment, config, build_model, make_dataset, overrides)
     workdir = workdir or _default_workdir(experiment, "train")
+    _check_runtime(full, runtime_options)
     options = runtime(**runtime_options)
     quiet_libraries()
     status = train_lib.train(full, workdir, options, task=task)
@@ -272,6 +313,19 @@ def analyze(workdir):
     if not workdir or not os.path.isdir(workdir):
         raise config_lib.ConfigError(f"workdir={workdir!r} is not a study directory")
     return report.write_report(workdir)
+
+
+def _check_runtime(config, options):
+    from tfplaybook import validation
+
+    validation.check_runtime(
+        options.get("strategy", "auto"),
+        options.get("tpu", "local"),
+        options.get("num_cpu_replicas", 1),
+        options.get("precision", "float32"),
+        options.get("steps_per_loop", 50),
+        config["batch_size"],
+    )
 
 
 def _default_workdir(experiment, fallback):

@@ -39,7 +39,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-BATCH_NORM_MODES = ("sync", "per_replica", "ghost")
+from tfplaybook.choices import BATCH_NORM_MODES
 
 
 @keras.saving.register_keras_serializable(package="tfplaybook")

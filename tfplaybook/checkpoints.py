@@ -16,9 +16,9 @@ import tensorflow as tf
 
 from tfplaybook import selection, trial_dir
 
-BEST = "best"
-LATEST = "latest"
-_INDEX = "index.json"
+BEST = trial_dir.BEST
+LATEST = trial_dir.LATEST
+_INDEX = trial_dir.BEST_INDEX
 _SUFFIX = ".weights.h5"
 
 

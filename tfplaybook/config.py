@@ -112,6 +112,19 @@ def get_path(config, dotted):
     return node
 
 
+def differing_keys(a, b):
+    """The dotted keys whose values differ between two configs (present in either), sorted."""
+
+    def get(config, key):
+        try:
+            return get_path(config, key)
+        except KeyError:
+            return None
+
+    keys = sorted(set(flat_keys(a)) | set(flat_keys(b)))
+    return [k for k in keys if get(a, k) != get(b, k)]
+
+
 def parse_value(text):
     """Parses an override value: JSON or a Python literal, else the raw string."""
     for parse in (json.loads, ast.literal_eval):

@@ -62,9 +62,27 @@ def _tfds_name(config):
 
 
 def _tfds_builder(config, download=False):
-    """The prepared TFDS builder of `data.dataset` (the embedded digits prepare themselves)."""
+    """The prepared TFDS builder of `data.dataset` (the embedded digits prepare themselves).
+
+    TFDS logs an absl warning while it looks for a prepared copy that is not there yet
+    ("Variant folder ... has no dataset_info.json", at the embedded digits' first preparation):
+    on bad input it would come before the one error line, so absl logs only errors meanwhile.
+    A problem with the dataset still raises.
+    """
+    from absl import logging
+
+    previous = logging.get_verbosity()
+    logging.set_verbosity(logging.ERROR)
+    try:
+        return _prepared_tfds_builder(config, download)
+    finally:
+        logging.set_verbosity(previous)
+
+
+def _prepared_tfds_builder(config, download):
     import tensorflow_datasets as tfds
 
+    tfds.disable_progress_bar()
     name = _tfds_name(config)
     data_dir = config["data"]["data_dir"] or default_data_dir()
     if name == EMBEDDED_DIGITS:

@@ -5,6 +5,8 @@
 
 from absl import flags
 
+from tfplaybook.choices import PRECISIONS, STRATEGIES
+
 MODES = (
     "tune",
     "train",
@@ -18,8 +20,6 @@ MODES = (
     "compare",
     "bn_check",
 )
-STRATEGIES = ("auto", "tpu", "mirrored", "multi_worker", "one_device", "cpu")
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
 MODE = flags.DEFINE_enum(
     "mode",

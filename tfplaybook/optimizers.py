@@ -12,9 +12,8 @@ import keras
 from keras import ops
 
 from tfplaybook import schedules
+from tfplaybook.choices import OPTIMIZERS
 from tfplaybook.config import ConfigError
-
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "nadam", "adamw")
 
 
 class KerasSchedule(keras.optimizers.schedules.LearningRateSchedule):
@@ -90,6 +89,43 @@ class Momentum(keras.optimizers.Optimizer):
         return config
 
 
+class RMSProp(keras.optimizers.Optimizer):
+    """RMSProp as the playbook states it (checklist 124): v0 = 1, m0 = 0,
+    v <- rho v + (1 - rho) g^2, m <- gamma m + lr g / sqrt(v + eps) (eps inside the root),
+    theta <- theta - m. Keras' RMSprop starts v at 0, puts eps outside the root and applies the
+    learning rate outside the momentum, which differs once the rate changes."""
+
+    def __init__(
+        self, learning_rate=0.01, rho=0.9, momentum=0.0, epsilon=1e-7, name="rmsprop", **kw
+    ):
+        super().__init__(learning_rate=learning_rate, name=name, **kw)
+        self.rho, self.momentum, self.epsilon = float(rho), float(momentum), float(epsilon)
+
+    def build(self, variables):
+        if self.built:
+            return
+        super().build(variables)
+        self._second_moments = [
+            self.add_variable_from_reference(v, "second_moment", initializer="ones")
+            for v in variables
+        ]
+        self._momentums = [self.add_variable_from_reference(v, "momentum") for v in variables]
+
+    def update_step(self, gradient, variable, learning_rate):
+        lr = ops.cast(learning_rate, variable.dtype)
+        gradient = ops.cast(gradient, variable.dtype)
+        index = self._get_variable_index(variable)
+        v, m = self._second_moments[index], self._momentums[index]
+        self.assign(v, self.rho * v + (1 - self.rho) * ops.square(gradient))
+        self.assign(m, self.momentum * m + lr * gradient / ops.sqrt(v + self.epsilon))
+        self.assign_sub(variable, m)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(rho=self.rho, momentum=self.momentum, epsilon=self.epsilon)
+        return config
+
+
 class NAdam(keras.optimizers.Adam):
     """Adam with the Nesterov numerator beta1 m_{t+1} + (1 - beta1) g (checklist 126)."""
 
@@ -138,6 +174,10 @@ def make_optimizer(opt_cfg, schedule_cfg, max_train_steps, precision="float32"):
         optimizer = Momentum(lr, momentum, nesterov=name == "nesterov", weight_decay=wd)
     elif name == "adam":
         optimizer = keras.optimizers.Adam(lr, weight_decay=wd, **adam_kw)
+    elif name == "rmsprop":
+        optimizer = RMSProp(
+            lr, opt_cfg["rho"], opt_cfg["momentum"], opt_cfg["epsilon"], weight_decay=wd
+        )
     elif name == "adamw":
         optimizer = keras.optimizers.AdamW(lr, weight_decay=wd or 0.0, **adam_kw)
     else:

@@ -9,6 +9,7 @@ engine: atomic state writes, oracles that keep trials with their workers and rea
 heartbeat stopped, and the repair of damaged trial files before a study restarts.
 """
 
+import contextlib
 import json
 import os
 import time
@@ -20,7 +21,7 @@ from keras_tuner.src.distribute import utils as kt_dist
 from keras_tuner.src.engine import trial as kt_trial
 from keras_tuner.src.engine.oracle import synchronized
 
-from tfplaybook import tracking
+from tfplaybook import recovery, tracking
 from tfplaybook import trainer as train
 from tfplaybook import trial_dir as td
 from tfplaybook.search import oracles
@@ -44,7 +45,29 @@ def _atomic_save_json(path, obj):
 
 
 _ORIGINAL_SAVE_JSON = kt_utils.save_json
-kt_utils.save_json = _atomic_save_json
+_PATCHES = []  # (module, attribute, original) replaced while a study runs.
+
+
+def _patch(module, name, replacement):
+    _PATCHES.append((module, name, getattr(module, name)))
+    setattr(module, name, replacement)
+
+
+@contextlib.contextmanager
+def installed():
+    """keras-tuner's internals replaced for the duration of one study, restored afterwards.
+
+    Replaced: `utils.save_json` (atomic state files) and, on a distributed chief, the chief's
+    exit check (`_install_chief_exit_check`). Outside a study keras-tuner is left as it is, so
+    the user's own keras-tuner code in the same process sees the stock library.
+    """
+    _patch(kt_utils, "save_json", _atomic_save_json)
+    try:
+        yield
+    finally:
+        while _PATCHES:
+            module, name, original = _PATCHES.pop()
+            setattr(module, name, original)
 
 
 class StudyAbort(keras_tuner.errors.FatalError):
@@ -60,23 +83,48 @@ class _Resilience:
     running. It also never reassigns the trial of a worker that died: the study waits for it
     forever. And a kill between saving a new trial.json and oracle.json leaves a RUNNING trial
     that nothing runs, whose values the next trial repeats.
+
+    A worker that dies *between* trials holds no trial, but keras-tuner's chief waits for every
+    tuner that ever asked to be told to stop: it never exited. Every request of a worker counts
+    as its heartbeat: a chief forgets a tuner that holds no trial and has not asked for
+    `stale_trial_seconds` (idle workers ask every HEARTBEAT_SECONDS / 2), so it ends by itself.
     """
 
     def __init__(self, *args, stale_trial_seconds=STALE_TRIAL_SECONDS, **kwargs):
         super().__init__(*args, **kwargs)
         self.stale_trial_seconds = float(stale_trial_seconds)
         self._beats = {}  # trial_id -> (last heartbeat text, local time it was first seen)
+        self._last_seen = {}  # tuner_id -> local time of its last request
         self._saved_ongoing = {}
+        if kt_dist.is_chief_oracle():
+            _install_chief_exit_check()
 
     def set_state(self, state):
         super().set_state(state)
         self._saved_ongoing = dict(state.get("ongoing_trials", {}))
 
     def reload(self):
-        super().reload()
+        # keras-tuner's reload, with damaged or missing files rebuilt (tfplaybook.recovery).
+        recovery.reload_oracle(self)
+        # A trial.json rebuilt while its status.json was unreadable too says RUNNING: run it
+        # again even if oracle.json had ended it (train() rebuilds its status, or resumes it).
+        running = {
+            t for t, trial in self.trials.items() if trial.status == kt_trial.TrialStatus.RUNNING
+        }
+        self.end_order = [t for t in self.end_order if t not in running]
+        ended = set(self.end_order)
+        # keras-tuner re-queues the trials that were ongoing: their tuners are gone. A trial that
+        # had ended (a kill between keras-tuner's save and its removal from ongoing) is not rerun.
+        self._retry_queue = [t for t in self._retry_queue if t not in ended]
+        for trial in self.ongoing_trials.values():
+            if trial.trial_id not in ended and trial.trial_id not in self._retry_queue:
+                self._retry_queue.append(trial.trial_id)
+        self.ongoing_trials = {}
         if kt_dist.is_chief_oracle():
             # A restarted chief: the workers keep their trials (each asks again with its id).
             for tuner_id, trial_id in self._saved_ongoing.items():
+                if trial_id in ended:
+                    continue
                 if trial_id in self._retry_queue:
                     self._retry_queue.remove(trial_id)
                 self.ongoing_trials[tuner_id] = self.trials[trial_id]
@@ -87,7 +135,7 @@ class _Resilience:
                 # Started (trial.json written) but the kill came before oracle.json: run it.
                 self._record_values(trial)
                 self._retry_queue.append(trial_id)
-                td.warn(f"trial {trial_id} was started but not recorded by the oracle; resuming it")
+                td.warn(f"trial {trial_id} is unfinished but not queued by the oracle; resuming it")
 
     def _heartbeat_age(self, trial_id, now):
         path = os.path.join(self._project_dir, f"trial_{trial_id}", HEARTBEAT)
@@ -105,6 +153,7 @@ class _Resilience:
 
     @synchronized
     def create_trial(self, tuner_id):
+        self._last_seen[tuner_id] = time.time()
         distributed = kt_dist.is_chief_oracle()
         if distributed and tuner_id not in self.ongoing_trials and not self._retry_queue:
             now = time.time()
@@ -128,6 +177,55 @@ class _Resilience:
                 self.tuner_ids.add(tuner_id)
                 return kt_trial.Trial(self.hyperparameters.copy(), status="IDLE")
         return super().create_trial(tuner_id)
+
+    @synchronized
+    def end_trial(self, trial):
+        owner = [t for t, o in self.ongoing_trials.items() if o.trial_id == trial.trial_id]
+        super().end_trial(trial)
+        for tuner_id in owner:
+            self._last_seen[tuner_id] = time.time()
+        # keras-tuner saves oracle.json before it removes the trial from ongoing_trials, so the
+        # last save of a study listed its last trial as ongoing: save again without it.
+        self.save()
+
+    @synchronized
+    def forget_silent_tuners(self):
+        """Forgets tuners that hold no trial and have not asked for one in stale_trial_seconds.
+
+        keras-tuner's chief exits once no trial is ongoing and every tuner that asked has been
+        told to stop; a worker that died between trials is never told. Called by the chief's
+        exit check (`_install_chief_exit_check`). A forgotten tuner that asks again is known again.
+        """
+        now = time.time()
+        for tuner_id in sorted(self.tuner_ids - set(self.ongoing_trials)):
+            silent = now - self._last_seen.setdefault(tuner_id, now)
+            if silent >= self.stale_trial_seconds:
+                self.tuner_ids.discard(tuner_id)
+                td.warn(
+                    f"tuner {tuner_id!r} holds no trial and has not asked for one for "
+                    f"{silent:.0f} s; the study no longer waits for it"
+                )
+
+
+def _install_chief_exit_check():
+    # keras-tuner's chief server polls `oracle_chief.exit_chief(oracle)` (ongoing trials and
+    # tuners both empty) once a tuner has been told to stop; let the oracle first forget the
+    # tuners that died between trials. Imported here: oracle_chief loads gRPC, which only a
+    # chief needs.
+    from keras_tuner.src.distribute import oracle_chief
+
+    original = oracle_chief.exit_chief
+    if getattr(original, "forgets_silent_tuners", False):
+        return
+
+    def exit_chief(oracle):
+        forget = getattr(oracle, "forget_silent_tuners", None)
+        if forget is not None:
+            forget()
+        return original(oracle)
+
+    exit_chief.forgets_silent_tuners = True
+    _patch(oracle_chief, "exit_chief", exit_chief)
 
 
 class QuasiRandomStudyOracle(_Resilience, oracles.QuasiRandomOracle):

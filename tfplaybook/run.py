@@ -26,6 +26,7 @@ def load_config():
     The task (tfplaybook.task.Task) holds the experiment file's own build_model / make_dataset.
     """
     from tfplaybook import task as task_lib
+    from tfplaybook import validation
 
     path = flags.EXPERIMENT.value or config_lib.default_experiment()
     config, task = task_lib.load(path)
@@ -37,13 +38,21 @@ def load_config():
     if data:  # Before the overrides, so a new dataset's own keys can be overridden.
         config = task_lib.complete_config(task_lib.merge(config, {"data": data}), task)
     config = task_lib.apply_overrides(config, flags.OVERRIDE.value, task)
-    config = config_lib.validate(config)
+    config = validation.check_config(config, task, study=flags.MODE.value == "tune")
     if flags.ROUND.value:
         from tfplaybook.procedures import drivers
 
         # Checklist 72-76: round 1 short trials, round 2 the best of them at the full budget.
         config = drivers.round_config(config, flags.ROUND.value, flags.MODE.value, flags.FROM.value)
-        config = config_lib.validate(config)
+        config = validation.check_config(config, task, study=flags.MODE.value == "tune")
+    validation.check_runtime(
+        flags.STRATEGY.value,
+        flags.TPU.value,
+        flags.NUM_CPU_REPLICAS.value,
+        flags.PRECISION.value,
+        flags.STEPS_PER_LOOP.value,
+        config["batch_size"],
+    )
     return config, path, task
 
 
@@ -53,9 +62,14 @@ def default_workdir(experiment_path):
 
 
 def runtime():
-    from tfplaybook import trainer as train
+    """The flags' execution settings; splits the CPU first when asked (before any TF op)."""
+    from tfplaybook import runtime as runtime_lib
 
-    return train.Runtime(
+    if flags.NUM_CPU_REPLICAS.value > 1:
+        from tfplaybook import strategy
+
+        strategy.split_cpu(flags.NUM_CPU_REPLICAS.value)
+    return runtime_lib.Runtime(
         strategy=flags.STRATEGY.value,
         tpu=flags.TPU.value,
         num_cpu_replicas=flags.NUM_CPU_REPLICAS.value,
@@ -333,11 +347,6 @@ def main(argv):
 
     api.quiet_libraries()
     try:
-        if flags.NUM_CPU_REPLICAS.value > 1:
-            # Before any TensorFlow op (dataset checks included) initialises the devices.
-            from tfplaybook import strategy
-
-            strategy.split_cpu(flags.NUM_CPU_REPLICAS.value)
         if len(argv) > 1:
             raise config_lib.ConfigError(
                 f"unexpected arguments {' '.join(argv[1:])!r}: tfplaybook takes only --flags"

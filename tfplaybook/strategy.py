@@ -9,9 +9,8 @@ import glob
 import json
 import os
 
+from tfplaybook.choices import STRATEGIES
 from tfplaybook.config import ConfigError
-
-STRATEGIES = ("auto", "tpu", "mirrored", "multi_worker", "one_device", "cpu")
 
 # Device nodes a Cloud TPU VM exposes: /dev/accel* (v2-v4) and /dev/vfio/* (v5e and later).
 _TPU_DEVICE_GLOBS = ("/dev/accel[0-9]*", "/dev/vfio/[0-9]*")

@@ -48,6 +48,7 @@ BASE_DEFAULTS = {
         "name": "adam",
         "learning_rate": 1e-3,
         "momentum": 0.9,
+        "rho": 0.9,  # RMSProp's second-moment decay (checklist 124).
         "beta1": 0.9,
         "beta2": 0.999,
         "epsilon": 1e-7,

@@ -112,3 +112,77 @@ def summarize(study_dir, config):
         "best_value": best[1] if best else None,
         "status": "completed" if complete else "incomplete",
     }
+
+
+STUDY = "study.json"
+# Config changes a live study accepts: more trials, a worker timeout, the study's label.
+SAFE_CHANGES = ("study.max_trials", "study.stale_trial_seconds", "study.name")
+NEW, UNFINISHED, FINISHED = "new", "unfinished", "finished"
+
+
+def check_study_dir(study_dir, config):
+    """The state of `study_dir` for `config`: NEW, UNFINISHED or FINISHED (pure, writes nothing).
+
+    A study remembers the config it started with (study.json "config"); a rerun with another
+    config is refused, naming the keys that differ, except for SAFE_CHANGES (and study.max_trials
+    only upwards: finished trials are never undone).
+
+    Raises:
+      ConfigError: on a changed config, a lowered max_trials, or a damaged study.json that
+        cannot tell which config the study ran.
+    """
+    path = os.path.join(study_dir, STUDY)
+    if not os.path.exists(path):
+        return NEW if not trial_dirs(study_dir) else _state(study_dir, config)
+    ignored = set(SAFE_CHANGES)
+    try:
+        saved = td.read_json(path).get("config")
+    except td.DamagedFileError as e:
+        saved = _first_trial_config(study_dir)
+        if saved is None:
+            raise config_lib.ConfigError(
+                f"{e}, and no trial config tells which study this is; move it away or use a new "
+                "--workdir"
+            ) from None
+        td.warn(f"{e}; the study's config is taken from its trials, and study.json rewritten")
+        # A trial's config holds its own values of the searched keys: those may differ.
+        ignored |= {entry.get("name") for entry in config["study"].get("search_space", ())}
+    if saved is not None:
+        differ = [k for k in config_lib.differing_keys(saved, config) if k not in ignored]
+        if differ:
+            raise config_lib.ConfigError(
+                f"--workdir={study_dir!r} holds a study of a different config (differs at: "
+                f"{', '.join(differ[:8])}); use a new --workdir for it (a live study accepts "
+                f"only changes of {', '.join(SAFE_CHANGES)})"
+            )
+        before = saved.get("study", {}).get("max_trials", 0)
+        if config["study"]["max_trials"] < before:
+            raise config_lib.ConfigError(
+                f"study.max_trials={config['study']['max_trials']} is below the "
+                f"{before} this study was started with; it can only grow"
+            )
+    return _state(study_dir, config)
+
+
+def _first_trial_config(study_dir):
+    for directory in trial_dirs(study_dir):
+        try:
+            return td.read_config(directory)
+        except (OSError, td.DamagedFileError):
+            continue
+    return None
+
+
+def _state(study_dir, config):
+    """FINISHED when max_trials trials ended and no state file needs repair, else UNFINISHED."""
+    if summarize(study_dir, config)["status"] != "completed":
+        return UNFINISHED
+    for directory in trial_dirs(study_dir):
+        # A damaged best-checkpoint index is repaired by a full run (tfplaybook.resilience).
+        index = os.path.join(directory, td.CHECKPOINTS, td.BEST, td.BEST_INDEX)
+        if os.path.exists(index):
+            try:
+                td.read_json(index)
+            except td.DamagedFileError:
+                return UNFINISHED
+    return FINISHED

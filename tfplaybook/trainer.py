@@ -11,7 +11,6 @@ summed gradient every step and clip by it (checklist 106, 115-116); Keras optimi
 replica, before their own all-reduce, which would be the wrong norm under a strategy.
 """
 
-import dataclasses
 import hashlib
 import math
 import os
@@ -31,22 +30,8 @@ from tfplaybook import strategy as strategy_lib
 from tfplaybook import task as task_lib
 from tfplaybook import trial_dir as td
 from tfplaybook import workdir as workdir_lib
-
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
-
-
-@dataclasses.dataclass
-class Runtime:
-    """How to run (not what to train): hardware and execution settings from the flags."""
-
-    strategy: str = "auto"
-    tpu: str = "local"
-    num_cpu_replicas: int = 1
-    jit_compile: bool = False
-    precision: str = "float32"
-    steps_per_loop: int = 50
-    download: bool = False
-    verbose: bool = True
+from tfplaybook.choices import PRECISIONS
+from tfplaybook.runtime import Runtime  # noqa: F401  (part of this module's interface)
 
 
 class Diverged(Exception):
@@ -89,20 +74,56 @@ def should_checkpoint(step, config):
     return step % every == 0 or step == config["max_train_steps"]
 
 
-def check_divergence(step0, losses, norms, first_loss, factor):
-    """Raises Diverged at the first bad step of a loop (checklist 41)."""
+# Consecutive steps skipped by the loss scale (mixed_float16) that end a run as diverged:
+# tfplaybook's choice, the playbook has no number. Keras' LossScaleOptimizer skips a step whose
+# gradients are not finite and halves its loss scale, which is normal in early steps (it starts
+# at 2^15) and after a spike. 30 skips in a row lower the scale by 2^30 (from Keras' initial 2^15
+# to 2^-15): gradients that still overflow float16 then exceed 65504 x 2^15 (about 2e9), or are
+# NaN whatever the scale (e.g. 0 x inf in backpropagation with a finite loss).
+MAX_SKIPPED_STEPS = 30
+
+
+def check_divergence(step0, losses, norms, first_loss, factor, skipped=None, skipped_before=0):
+    """Raises Diverged at the first bad step of a loop (checklist 41).
+
+    A non-finite loss or gradient norm, or a loss above `factor` x the first loss, diverges. A
+    step the loss scale skipped (`skipped[i]` true: its gradients were not finite and nothing
+    was applied) is not a divergence by itself: only MAX_SKIPPED_STEPS of them in a row are.
+
+    Args:
+      step0: the step before the loop's first step.
+      losses, norms: the loop's per-step training losses and unclipped gradient norms.
+      first_loss: the run's first training loss (the loss-factor rule's base), or None.
+      factor: divergence_loss_factor (0: no loss-factor rule).
+      skipped: per-step flags of steps skipped by the loss scale, or None (no loss scaling).
+      skipped_before: the run of consecutive skipped steps that ended the previous loop.
+
+    Returns:
+      The run of consecutive skipped steps at the end of this loop (the next loop's
+      `skipped_before`).
+    """
+    run = skipped_before
     for i, (loss, norm) in enumerate(zip(losses, norms)):
         step = step0 + i + 1
         if not math.isfinite(loss):
             raise Diverged(step, "training loss", loss)
-        if not math.isfinite(norm):
-            raise Diverged(step, "gradient norm", norm)
+        if skipped is not None and skipped[i]:
+            run += 1
+            if run >= MAX_SKIPPED_STEPS:
+                raise Diverged(
+                    step, f"gradient norm ({run} steps in a row skipped by the loss scale)", norm
+                )
+        else:
+            run = 0
+            if not math.isfinite(norm):
+                raise Diverged(step, "gradient norm", norm)
         if factor and first_loss is not None and loss > factor * first_loss:
             raise Diverged(
                 step,
                 f"training loss ({loss:.4g} > {factor:g} x first loss " f"{first_loss:.4g})",
                 loss,
             )
+    return run
 
 
 class Trainer:
@@ -207,27 +228,36 @@ class Trainer:
             grads = tf.distribute.get_replica_context().all_reduce("sum", grads)
             scale = tf.cast(optimizer.dynamic_scale, tf.float32) if loss_scaled else 1.0
             norm = tf.linalg.global_norm(grads) / scale  # Unclipped (checklist 106, 116).
+            # The loss scale skips a step whose gradients are not finite (and lowers the scale):
+            # the same test as LossScaleOptimizer's, on the same summed gradients.
+            skipped = (
+                tf.logical_not(optimizer.check_finite(grads)) if loss_scaled else tf.constant(False)
+            )
             clipped = tf.constant(0.0)
             if clip_norm > 0:
                 grads, _ = tf.clip_by_global_norm(grads, clip_norm * scale, use_norm=norm * scale)
-                clipped = tf.cast(norm > clip_norm, tf.float32)
+                clipped = tf.cast(
+                    tf.logical_and(norm > clip_norm, tf.logical_not(skipped)), tf.float32
+                )
             optimizer.apply_gradients(zip(grads, variables))
             for metric in self.train_metrics.values():
                 metric.update_state(labels, outputs, sample_weight=weights)
-            return loss, norm, clipped
+            return loss, norm, clipped, tf.cast(skipped, tf.float32)
 
         @tf.function
         def train_loop(iterator, num_steps):
             losses = tf.TensorArray(tf.float32, size=num_steps)
             norms = tf.TensorArray(tf.float32, size=num_steps)
             clips = tf.TensorArray(tf.float32, size=num_steps)
+            skips = tf.TensorArray(tf.float32, size=num_steps)
             for i in tf.range(num_steps):
-                loss, norm, clipped = strategy.run(replica_step, args=next(iterator))
+                loss, norm, clipped, skipped = strategy.run(replica_step, args=next(iterator))
                 losses = losses.write(i, strategy.reduce("sum", loss, axis=None))
                 norms = norms.write(i, strategy.reduce("mean", norm, axis=None))
                 clips = clips.write(i, strategy.reduce("mean", clipped, axis=None))
+                skips = skips.write(i, strategy.reduce("sum", skipped, axis=None))
                 self.step.assign_add(1)
-            return losses.stack(), norms.stack(), clips.stack()
+            return losses.stack(), norms.stack(), clips.stack(), skips.stack()
 
         def eval_replica_step(features, labels, weights):
             outputs = outputs_of(features, False)
@@ -251,7 +281,8 @@ class Trainer:
         """The distributed (training, evaluation) datasets; training shuffles from `shuffle_seed`.
 
         `train_loop(iter(training), tf.constant(n))` runs n steps and returns the per-step losses,
-        unclipped gradient norms and clipped flags (the batch sweep and bn_check drive it).
+        unclipped gradient norms, clipped flags and flags of the steps the loss scale skipped
+        (mixed_float16; the batch sweep and bn_check drive it).
         """
         config, spec = self.config, self.spec
         pipelines = strategy_lib.num_hosts(self.strategy)
@@ -314,10 +345,13 @@ class Trainer:
         # Objective per evaluated step, so far: rebuilds a damaged best-checkpoint index and gives
         # the retrospective best at the end (checklist 43, 91) without re-reading the file.
         evaluations = {}
+        self.skipped_steps = 0  # Steps the loss scale skipped (mixed_float16), resumes included.
         if chief:
             rows = td.read_measurements(workdir)
             steps, values = td.series(rows, td.VALIDATION, self.objective["metric"])
             evaluations = {s: v for s, v in zip(steps, values) if s <= start}
+            steps, counts = td.series(rows, td.TRAIN, "skipped_steps")
+            self.skipped_steps = int(sum(c for s, c in zip(steps, counts) if s <= start))
         best = ckpt_lib.BestCheckpoints(
             os.path.join(ckpt_dir, ckpt_lib.BEST),
             self.objective["metric"],
@@ -360,6 +394,8 @@ class Trainer:
         train_ds, eval_ds = self.datasets(shuffle_seed)
         iterator = iter(train_ds)
         factor = config.get("divergence_loss_factor", 0.0)
+        loss_scaled = isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer)
+        skip_run = 0  # Steps in a row the loss scale skipped, across loops.
         train_seconds, wall_start, step = 0.0, time.time(), start
         eta = progress.Progress(config["max_train_steps"], "step", done=start, enabled=False)
         last_eval = ""
@@ -369,9 +405,10 @@ class Trainer:
                 for metric in self.train_metrics.values():
                     metric.reset_state()
                 t0 = time.time()
-                losses, norms, clips = (
+                losses, norms, clips, skips = (
                     x.numpy() for x in self.train_loop(iterator, tf.constant(n))
                 )
+                skipped = skips > 0
                 seconds = time.time() - t0
                 train_seconds += seconds
                 if first_loss is None:
@@ -379,7 +416,9 @@ class Trainer:
                     if chief:
                         td.write_status(workdir, td.RUNNING, step=step, first_loss=first_loss)
                 rows = [(step + i + 1, td.TRAIN, "loss", losses[i]) for i in range(n)]
-                rows += [(step + i + 1, td.TRAIN, "grad_norm", norms[i]) for i in range(n)]
+                # A skipped step applied nothing: its non-finite norm is not logged as one.
+                applied = [i for i in range(n) if not skipped[i]]
+                rows += [(step + i + 1, td.TRAIN, "grad_norm", norms[i]) for i in applied]
                 loop_start, step = step, step + n
                 lr = schedules.learning_rate(
                     step - 1,
@@ -387,21 +426,40 @@ class Trainer:
                     config["schedule"],
                     config["max_train_steps"],
                 )
-                finite = norms[np.isfinite(norms)]
+                finite = norms[applied][np.isfinite(norms[applied])]
                 rows += [
                     (step, td.TRAIN, name, _scalar(metric.result()))
                     for name, metric in self.train_metrics.items()
                 ]
+                rows.append((step, td.TRAIN, "learning_rate", lr))
+                if applied:
+                    rows += [
+                        (
+                            step,
+                            td.TRAIN,
+                            "grad_norm_mean",
+                            finite.mean() if finite.size else np.nan,
+                        ),
+                        (step, td.TRAIN, "grad_norm_max", finite.max() if finite.size else np.nan),
+                    ]
                 rows += [
-                    (step, td.TRAIN, "learning_rate", lr),
-                    (step, td.TRAIN, "grad_norm_mean", finite.mean() if finite.size else np.nan),
-                    (step, td.TRAIN, "grad_norm_max", finite.max() if finite.size else np.nan),
                     (step, td.TRAIN, "clipped_fraction", float(clips.mean())),
                     (step, td.TRAIN, "steps_per_second", n / seconds),
                 ]
+                if loss_scaled:
+                    rows.append((step, td.TRAIN, "skipped_steps", int(skipped.sum())))
+                    self.skipped_steps += int(skipped.sum())
                 if chief:
                     td.append_measurements(workdir, rows)
-                check_divergence(loop_start, losses, norms, first_loss, factor)
+                skip_run = check_divergence(
+                    loop_start,
+                    losses,
+                    norms,
+                    first_loss,
+                    factor,
+                    skipped if loss_scaled else None,
+                    skip_run,
+                )
                 if should_evaluate(step, config):
                     metrics = self.evaluate(eval_ds)
                     for name, value in metrics.items():
@@ -422,7 +480,10 @@ class Trainer:
                     )
                 with writer.as_default(step=step):
                     tf.summary.scalar("train/loss", float(np.mean(losses)))
-                    tf.summary.scalar("train/grad_norm", float(np.mean(norms)))
+                    if finite.size:
+                        tf.summary.scalar("train/grad_norm", float(np.mean(finite)))
+                    if loss_scaled:
+                        tf.summary.scalar("train/skipped_steps", int(skipped.sum()))
                     tf.summary.scalar("train/learning_rate", lr)
                 if should_checkpoint(step, config):
                     if not should_evaluate(step, config):  # evaluate() has just synced them.
@@ -456,6 +517,7 @@ class Trainer:
             best_value=best[1] if best else None,
             train_seconds=train_seconds,
             wall_seconds=time.time() - wall_start,
+            skipped_steps=self.skipped_steps,
         )
         if not self.is_chief:
             return dict(fields, status=status, reason=reason)

@@ -33,6 +33,9 @@ STATUS = "status.json"
 MEASUREMENTS = "measurements.jsonl"
 HPARAMS = "hparams.json"
 CHECKPOINTS = "checkpoints"
+BEST = "best"  # CHECKPOINTS/BEST: the N best weight files and their index.json.
+LATEST = "latest"  # CHECKPOINTS/LATEST: the checkpoint a run resumes from.
+BEST_INDEX = "index.json"
 TENSORBOARD = "tensorboard"
 
 RUNNING = "running"
@@ -99,8 +102,12 @@ def atomic_write_json(path, obj):
 
 def read_json(path):
     """Reads a JSON file; raises DamagedFileError naming the file when it does not parse."""
-    with open(path) as f:
-        text = f.read()
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:  # Binary garbage (a disk error, a wrong file).
+        raise DamagedFileError(f"{path} is damaged (not UTF-8 text at byte {e.start})") from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:

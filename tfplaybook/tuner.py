@@ -2,18 +2,20 @@
 
 The study directory is the keras-tuner project directory: `oracle.json` and `tuner*.json` (the
 oracle's position, so a re-run resumes), `study.json` (what was searched, for analysis), and one
-trial directory per trial (`trial_NNNN/`, the foundation's trial-directory format plus
-`hparams.json`). Every trial has the same `max_train_steps` (checklist 68) and is scored by its
-best validation value over training (checklist 43). A diverged trial is reported to the oracle as
-a completed, *infeasible* result (the metric `infeasible` = 1): keras-tuner would otherwise retry
-it or count it towards stopping the study, and the playbook wants it counted and plotted
-(checklist 41, 63).
+trial directory per trial (`trial_N/`, zero-padded to the digits of max_trials when the study
+began, kept when it grows; the foundation's trial-directory format plus `hparams.json`). Damaged
+keras-tuner files are rebuilt from the trial directories (tfplaybook.recovery). Every trial has
+the same `max_train_steps` (checklist 68) and is scored by its best validation value over
+training (checklist 43). A diverged trial is reported to the oracle as a completed, *infeasible*
+result (the metric `infeasible` = 1): keras-tuner would otherwise retry it or count it towards
+stopping the study, and the playbook wants it counted and plotted (checklist 41, 63).
 
 Tuning across machines uses keras-tuner's own chief/worker engine: the chief serves the oracle
 over gRPC (bound to loopback unless an address is given) and runs no trials; each worker runs one
 trial at a time (`KERASTUNER_ORACLE_IP`, `KERASTUNER_ORACLE_PORT`, `KERASTUNER_TUNER_ID`).
 """
 
+import glob
 import os
 import threading
 import time
@@ -21,11 +23,17 @@ import time
 import keras
 import keras_tuner
 
+from tfplaybook import compat
 from tfplaybook import config as config_lib
-from tfplaybook import progress, tracking
+from tfplaybook import progress, resilience
+from tfplaybook import strategy as strategy_lib
+from tfplaybook import tracking
 from tfplaybook import trainer as train
 from tfplaybook import trial_dir as td
+from tfplaybook import validation
 from tfplaybook import workdir as workdir_lib
+from tfplaybook.choices import ORACLES
+from tfplaybook.recovery import repair_tuner_file, trial_result
 from tfplaybook.resilience import (
     HEARTBEAT_SECONDS,
     STALE_TRIAL_SECONDS,
@@ -35,11 +43,10 @@ from tfplaybook.resilience import (
     heartbeat,
     repair_trials,
 )
-from tfplaybook.search import designs, oracles
+from tfplaybook.search import oracles
 from tfplaybook.search import space as space_lib
 
-ORACLES = ("quasi_random", "bayesian")
-STUDY = "study.json"
+STUDY = tracking.STUDY
 
 
 def make_oracle(config, space):
@@ -60,11 +67,6 @@ def make_oracle(config, space):
     raise config_lib.ConfigError(f"study.oracle={name!r} is not one of {', '.join(ORACLES)}")
 
 
-def infeasible_value(goal):
-    """The objective reported for a diverged trial with no evaluation (worst possible)."""
-    return 0.0 if goal == "max" else 1e30
-
-
 class PlaybookTuner(keras_tuner.engine.base_tuner.BaseTuner):
     """Runs each trial with `tfplaybook.trainer.train` into the trial's directory."""
 
@@ -81,7 +83,7 @@ class PlaybookTuner(keras_tuner.engine.base_tuner.BaseTuner):
         )
         self.space = space
         self.runtime = runtime
-        self._asked = False
+        self._asked = 0  # Requests since the last trial began (IDLE answers after the first).
         study_dir = os.path.abspath(study_dir)
         super().__init__(
             oracle=oracle,
@@ -94,12 +96,22 @@ class PlaybookTuner(keras_tuner.engine.base_tuner.BaseTuner):
     def _populate_initial_space(self):
         # keras-tuner reloads only when the tuner file exists, which it writes after the first
         # trial ends: a study killed during its first trial would restart its oracle from
-        # scratch. Reload the oracle whenever its state exists.
+        # scratch. Reload the oracle whenever its state or a trial exists (a lost oracle.json is
+        # rebuilt from the trials: tfplaybook.recovery).
         oracle_file = os.path.join(self.project_dir, "oracle.json")
-        if not self._is_worker() and os.path.exists(oracle_file):
+        trials = glob.glob(os.path.join(glob.escape(self.project_dir), "trial_*", "*.json"))
+        if not self._is_worker() and (os.path.exists(oracle_file) or trials):
             self.oracle.reload()
         else:
             super()._populate_initial_space()
+
+    def reload(self):
+        # BaseTuner.reload (the oracle, then this tuner's tuner*.json, which holds no state): a
+        # damaged tuner file is rewritten once the oracle has loaded, instead of a traceback.
+        if not self._is_worker():
+            self.oracle.reload()
+        repair_tuner_file(self._get_tuner_fname(), self.get_state())
+        super(keras_tuner.engine.base_tuner.BaseTuner, self).reload(self._get_tuner_fname())
 
     def pre_create_trial(self):
         # At least one trial per run, so a bound always makes progress.
@@ -108,11 +120,17 @@ class PlaybookTuner(keras_tuner.engine.base_tuner.BaseTuner):
             raise StudyCutShort()
         # The chief answers IDLE while another worker's trial may still need taking over: poll.
         if self._asked:
+            if self._asked == 1 and self.runtime.verbose:
+                print(
+                    f"tuner {self.tuner_id}: every trial is assigned; waiting for the running "
+                    "ones to end (or to take over one whose worker stopped)",
+                    flush=True,
+                )
             time.sleep(HEARTBEAT_SECONDS / 2)
-        self._asked = True
+        self._asked += 1
 
     def on_trial_begin(self, trial):
-        self._asked = False
+        self._asked = 0
         super().on_trial_begin(trial)
 
     def run_trial(self, trial, *args, **kwargs):
@@ -132,15 +150,8 @@ class PlaybookTuner(keras_tuner.engine.base_tuner.BaseTuner):
             stop.set()
             beat.join()
         keras.backend.clear_session()  # Free the finished trial's graphs and models.
-        objective = config["objective"]
-        best = status.get("best_value")
-        if status["status"] == td.COMPLETED and best is not None:
-            return {objective["metric"]: best, oracles.INFEASIBLE_METRIC: 0.0}
         # Diverged (or no evaluation): counted and plotted as infeasible, never retried.
-        return {
-            objective["metric"]: best if best is not None else infeasible_value(objective["goal"]),
-            oracles.INFEASIBLE_METRIC: 1.0,
-        }
+        return trial_result(status, config["objective"])
 
     def on_trial_end(self, trial):
         super().on_trial_end(trial)
@@ -166,7 +177,7 @@ def print_plan(config, study_dir, space):
     study = config["study"]
     done = tracking.summarize(study_dir, config)["trials"]
     objective = config["objective"]
-    dims = [f"{d['id']} ({d['role']}, {d['scale']})" for d in space.describe()]
+    dims = [f"{d['id']} ({d['role']}, {d['scale']})" for d in space.describe() if "scale" in d]
     progress.plan(
         f"study {study_dir}: {study['max_trials']} trials"
         + (f" ({done} already finished)" if done else ""),
@@ -199,6 +210,8 @@ def write_study_json(study_dir, config, space, experiment_path):
             "search_space": space.to_spec(),
             "max_train_steps": config["max_train_steps"],
             "batch_size": config["batch_size"],
+            # The config the study runs: a rerun with another one is refused (tracking).
+            "config": config,
         },
     )
 
@@ -251,67 +264,45 @@ def check_dataset(config, runtime=None, task=None):
             ) from None
 
 
-def prepare_study(config, study_dir, runtime=None, task=None):
+def prepare_study(config, study_dir, runtime=None, task=None, checked=False):
     """Validates the study, its dataset and the study directory before anything is written.
+
+    `checked`: the caller has already run tracking.check_study_dir (the same config as the
+    study started with) on this directory.
 
     Returns:
       The parsed SearchSpace.
     """
     if "study" not in config:
         raise config_lib.ConfigError("the experiment has no 'study' section to tune")
-    max_trials = config["study"].get("max_trials")
-    if not isinstance(max_trials, int) or max_trials < 1:
-        raise config_lib.ConfigError(f"study.max_trials={max_trials!r} must be a positive integer")
-    name = config["study"].get("oracle", "quasi_random")
-    if name not in ORACLES:  # make_oracle says the same, but only after files are written.
-        raise config_lib.ConfigError(f"study.oracle={name!r} is not one of {', '.join(ORACLES)}")
+    validation.check_study(config, task)
+    compat.check()
+    if not checked:
+        tracking.check_study_dir(study_dir, config)
     space = space_lib.SearchSpace.from_config(config)
+    workdir_lib.check_writable(study_dir)  # Before a dataset is prepared anywhere.
     check_dataset(config, runtime, task)
-    workdir_lib.check_writable(study_dir)
-    existing = os.path.join(study_dir, STUDY)
-    if os.path.exists(existing):
-        try:
-            saved = td.read_json(existing)
-        except td.DamagedFileError as e:
-            # Rewritten below; the oracle's own fingerprint still refuses a changed space.
-            td.warn(f"{e}; it will be rewritten")
-            saved = {"search_space": space.to_spec()}
-        if saved.get("search_space") != space.to_spec():
-            raise config_lib.ConfigError(
-                f"--workdir={study_dir!r} holds a study over a different search space; use a new "
-                "--workdir"
-            )
+    if runtime is not None:
+        strategy = strategy_lib.get_strategy(
+            runtime.strategy, runtime.tpu, runtime.num_cpu_replicas
+        )
+        strategy_lib.check_batch_size(config["batch_size"], strategy)
     return space
 
 
-def study_plan(config, workdir):
-    """[(study_dir, config)]: the joint study, or one per scientific value (checklist 35)."""
-    design = config["study"].get("design", "joint")
-    if design not in designs.DESIGNS:
-        raise config_lib.ConfigError(
-            f"study.design={design!r} is not one of {', '.join(designs.DESIGNS)}"
-        )
-    if design == "joint":
-        return [(workdir, config)]
-    plan = []
-    for label, _, entries in designs.per_value_studies(config["study"]["search_space"]):
-        study = dict(
-            config["study"],
-            search_space=entries,
-            name=f"{config['study'].get('name', 'study')}[{label}]",
-        )
-        plan.append((os.path.join(workdir, label), dict(config, study=study)))
-    return plan
-
-
-def tune(config, study_dir, runtime, experiment_path, task=None, max_minutes=None):
+def tune(config, study_dir, runtime, experiment_path, task=None, max_minutes=None, checked=False):
     """Runs (or resumes) the study in `study_dir`; returns the tuner.
 
     `task` (tfplaybook.task.Task) builds every trial's model and data; None uses the registries.
     With `max_minutes`, no trial starts once that much time has passed (the study stays
     resumable: the same command continues it); `tuner.cut_short` then says so.
     """
-    space = prepare_study(config, study_dir, runtime, task)
+    space = prepare_study(config, study_dir, runtime, task, checked)
+    with resilience.installed():  # keras-tuner's internals replaced for this study only.
+        return _search(config, study_dir, runtime, experiment_path, task, max_minutes, space)
+
+
+def _search(config, study_dir, runtime, experiment_path, task, max_minutes, space):
     oracle = make_oracle(config, space)
     deadline = progress.Deadline(max_minutes) if max_minutes else None
     print_plan(config, study_dir, space)

@@ -11,12 +11,10 @@ import os
 import shutil
 import tempfile
 
-import tensorflow as tf
-
-from tfplaybook import checkpoints as ckpt_lib
 from tfplaybook import config as config_lib
 from tfplaybook import metrics, selection
 from tfplaybook import trial_dir as td
+from tfplaybook.tracking import SAFE_CHANGES
 
 
 def prepare(workdir, config):
@@ -34,8 +32,9 @@ def prepare(workdir, config):
         except td.DamagedFileError as e:
             td.warn(f"{e}; it will be rewritten from the current config")
             saved = None
-        if saved is not None and saved != config:
-            keys = [k for k in config_lib.flat_keys(config) if _get(saved, k) != _get(config, k)]
+        # A study's safe changes (e.g. a raised study.max_trials) reach its trials' configs too.
+        keys = [k for k in config_lib.differing_keys(saved or {}, config) if k not in SAFE_CHANGES]
+        if saved is not None and keys:
             raise config_lib.ConfigError(
                 f"--workdir={workdir!r} holds a run of a different config (differs at: "
                 f"{', '.join(keys[:8]) or 'structure'}); use a new --workdir to train it"
@@ -79,6 +78,8 @@ def check_writable(directory):
 
 def disk_error(error, workdir):
     """A ConfigError for an OSError or TensorFlow error caused by the disk, else None."""
+    import tensorflow as tf
+
     text = str(error)
     if isinstance(error, OSError) and error.errno in _DISK_ERRNOS:
         what = error.strerror
@@ -101,6 +102,10 @@ def recover_status(workdir, config):
     from measurements.jsonl (diverged if a logged quantity is non-finite). Otherwise the damaged
     file is removed and the trial resumes from its checkpoint like any interrupted run.
     """
+    import tensorflow as tf
+
+    from tfplaybook import checkpoints as ckpt_lib
+
     directory = os.path.join(workdir, td.CHECKPOINTS, ckpt_lib.LATEST)
     path = tf.train.latest_checkpoint(directory) if os.path.isdir(directory) else None
     step = int(path.rsplit("-", 1)[1]) if path else 0
@@ -137,10 +142,3 @@ def recover_status(workdir, config):
     )
     td.warn(f"{workdir}: rebuilt status.json as {status} from measurements.jsonl")
     return td.write_status(workdir, status, reason, **fields)
-
-
-def _get(config, key):
-    try:
-        return config_lib.get_path(config, key)
-    except KeyError:
-        return None

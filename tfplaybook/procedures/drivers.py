@@ -297,7 +297,8 @@ def run_lr_sweep(
     study_dir = _report_study(workdir, report_study)
     dirs = _sweep_lrs(config, task, workdir, runtime, _strategy(runtime), rates, deadline)
     series = lr_sweep.series_from_trials(dirs, metric=metric)
-    res = lr_sweep.analyze(series, metric=metric, fit_threshold=threshold)
+    diverged = lr_sweep.diverged_from_trials(dirs)  # The runs' own record, not the series.
+    res = lr_sweep.analyze(series, metric=metric, fit_threshold=threshold, diverged=diverged)
     _mark_cut_short(res, len(dirs), len(rates), "learning rates", max_minutes)
     rows = output.series_rows(series, "learning_rate", metric)
     return _finish(res, workdir, rows, lr_sweep.plot(series, res), study_dir)

@@ -87,14 +87,33 @@ def first_fit_step(steps, values, metric=ERROR, fit_threshold=None):
     return int(steps[hits[0]]) if hits.size else None
 
 
-def analyze(series_by_lr, metric=ERROR, fit_threshold=None):
+def divergence_step(steps, values, diverged_at=None):
+    """The step at which a run diverged, or None: its own record's, else its first non-finite.
+
+    A run that the training loop stopped as diverged (its status.json) may have only finite
+    values: the loss-factor rule (checklist 41) stops a finite but exploding loss, and the
+    training metric of that loop is finite. A non-finite value of the series counts too.
+    """
+    if diverged_at is not None:
+        return int(diverged_at)
+    bad = np.flatnonzero(~np.isfinite(np.asarray(values, dtype=float)))
+    return int(steps[bad[0]]) if bad.size else None
+
+
+def analyze(series_by_lr, metric=ERROR, fit_threshold=None, diverged=None):
     """Recommends max_train_steps from a constant-LR sweep (checklist 71d-e).
+
+    A run that diverged (`divergence_step`) is listed as diverged and is never the
+    recommendation, even if it fit before diverging: a constant learning rate that diverges
+    within the sweep is not one to train with.
 
     Args:
       series_by_lr: {learning_rate: (steps, values)} of the training metric per run.
       metric: "error" (fit when <= threshold, default 0), "accuracy" (fit when >= threshold,
         default 1) or "loss" (fit when <= threshold, default 0.01).
       fit_threshold: the perfect-fit threshold; None uses the metric's default.
+      diverged: optional {learning_rate: step (None if unknown)} of the runs whose own record
+        says they diverged (`diverged_from_trials`).
 
     Returns:
       The common result dict; numbers["recommended_max_train_steps"] is None when no learning
@@ -106,21 +125,24 @@ def analyze(series_by_lr, metric=ERROR, fit_threshold=None):
         raise ValueError("series_by_lr is empty: give {learning_rate: (steps, values)}")
     if fit_threshold is None:
         fit_threshold = DEFAULT_FIT_THRESHOLD[metric]
+    diverged = diverged or {}
     rows = []
     for lr in sorted(series_by_lr):
         steps, values = series_by_lr[lr]
         values = np.asarray(values, dtype=float)
+        step = divergence_step(steps, values, diverged.get(lr))
         rows.append(
             {
                 "learning_rate": float(lr),
                 "first_fit_step": first_fit_step(steps, values, metric, fit_threshold),
                 "final_value": float(values[-1]) if values.size else None,
                 "last_step": int(steps[-1]) if len(steps) else None,
-                "diverged": bool(values.size and not np.all(np.isfinite(values))),
+                "diverged": lr in diverged or step is not None,
+                "diverged_step": step,
             }
         )
     grid = [r["learning_rate"] for r in rows]
-    fitted = [r for r in rows if r["first_fit_step"] is not None]
+    fitted = [r for r in rows if r["first_fit_step"] is not None and not r["diverged"]]
     # Ties (common with coarse evaluation) go to the smaller, more stable learning rate.
     fastest = min(fitted, key=lambda r: (r["first_fit_step"], r["learning_rate"]), default=None)
     edge = None
@@ -223,6 +245,17 @@ def series_from_trials(trial_dirs, metric=ERROR, measurement=None, key="optimize
         if metric == ERROR:
             values = [1.0 - v for v in values]
         out[value] = (steps, values)
+    return out
+
+
+def diverged_from_trials(trial_dirs, key="optimizer.learning_rate"):
+    """{key value: step} of the sweep runs whose status.json says they diverged."""
+    out = {}
+    for directory in trial_dirs:
+        status = trial_dir.read_status(directory) or {}
+        if status.get("status") == trial_dir.DIVERGED:
+            value = config_lib.get_path(trial_dir.read_config(directory), key)
+            out[value] = status.get("step")
     return out
 
 

@@ -7,6 +7,7 @@ scientific hyperparameters' values, each tuning the nuisance hyperparameters wit
 """
 
 import itertools
+import os
 
 from tfplaybook.config import ConfigError
 
@@ -68,3 +69,21 @@ def per_value_studies(entries):
         label = ",".join(f"{name}={value}" for name, value in chosen.items())
         studies.append((label, chosen, space))
     return studies
+
+
+def study_plan(config, workdir):
+    """[(study_dir, config)]: the joint study, or one per scientific value (checklist 35)."""
+    design = config["study"].get("design", "joint")
+    if design not in DESIGNS:
+        raise ConfigError(f"study.design={design!r} is not one of {', '.join(DESIGNS)}")
+    if design == "joint":
+        return [(workdir, config)]
+    plan = []
+    for label, _, entries in per_value_studies(config["study"]["search_space"]):
+        study = dict(
+            config["study"],
+            search_space=entries,
+            name=f"{config['study'].get('name', 'study')}[{label}]",
+        )
+        plan.append((os.path.join(workdir, label), dict(config, study=study)))
+    return plan

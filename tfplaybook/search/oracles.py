@@ -293,6 +293,129 @@ class _SpaceOracle(keras_tuner.Oracle):
                 return values
         return None
 
+    @keras_tuner.synchronized
+    def create_trial(self, tuner_id):
+        """keras-tuner 1.4.8's `Oracle.create_trial`, with trial ids of a fixed width.
+
+        keras-tuner pads a new trial's id to the digits of the *current* max_trials, so a study
+        extended from 8 to 10 trials named its new trials 08 and 09 beside 0..7. Here the width is
+        the one the study's first trial got (`trial_id_width`) whatever max_trials becomes; the
+        rest is keras-tuner's logic, step for step.
+        """
+        if tuner_id in self.ongoing_trials:
+            return self.ongoing_trials[tuner_id]
+        self.tuner_ids.add(tuner_id)
+        if self._retry_queue:
+            trial = self.trials[self._retry_queue.pop()]
+            trial.status = _RUNNING
+            self.ongoing_trials[tuner_id] = trial
+            self.save()
+            self._display.on_trial_begin(trial)
+            return trial
+        number, width = len(self.trials), self.trial_id_width()
+        while f"{number:0{width}d}" in self.trials:  # A trial directory was removed by hand.
+            number += 1
+        trial_id = f"{number:0{width}d}"
+        if self.max_trials and len(self.trials) >= self.max_trials:
+            status, values = _STOPPED, None
+        else:
+            response = self.populate_space(trial_id)
+            status, values = response["status"], response.get("values")
+        hyperparameters = self.hyperparameters.copy()
+        hyperparameters.values = values or {}
+        trial = keras_tuner.engine.trial.Trial(
+            hyperparameters=hyperparameters, trial_id=trial_id, status=status
+        )
+        if status == _RUNNING:
+            self._record_values(trial)
+            self.ongoing_trials[tuner_id] = trial
+            self.trials[trial_id] = trial
+            self.start_order.append(trial_id)
+            self._save_trial(trial)
+            self.save()
+            self._display.on_trial_begin(trial)
+        if status == _STOPPED:
+            self.tuner_ids.remove(tuner_id)  # Tells the chief this tuner has left.
+        return trial
+
+    def trial_id_width(self):
+        """Digits of a trial id: those of the study's trial 0, else keras-tuner's (max_trials').
+
+        Derived from the trials themselves, so studies made before this rule keep their names.
+        """
+        first = [t for t in self.trials if t.isdigit() and int(t) == 0]
+        return len(first[0]) if first else len(str(self.max_trials))
+
+    # Recovery: the state rebuilt from the trials when oracle.json is lost (tfplaybook.recovery).
+
+    def recover_state(self, trials):
+        """This oracle's own state (oracle.json's "tfplaybook" section) rebuilt from its trials.
+
+        The design is made of the hyperparameters the first trial was created with. The position
+        in the quasi-random sequence is found by replaying the sequence: one past the last point
+        that is some trial's values, so the study continues the sequence without repeats.
+
+        Args:
+          trials: {trial_id: keras_tuner Trial}, every trial of the study.
+
+        Returns:
+          The section, as `get_state()["tfplaybook"]` (this oracle is left in that state).
+
+        Raises:
+          ConfigError: when a trial that must be a point of the sequence is not one (another
+            seed, sampler or space made it), so the position cannot be found.
+        """
+        self._next_index, self._pinned, self._sampler, self.space = 0, {}, None, self.search_space
+        if trials:
+            first = trials[min(trials, key=_trial_number)]
+            registered = {hp.name for hp in first.hyperparameters.space}
+            candidates = self._candidate_space(registered)
+            self._fix_design([d.id for d in candidates.dimensions if d.id in registered])
+            design = set(self.space.ids) | set(self.space.fixed)
+            self._pinned = {
+                hp.name: hp.default
+                for hp in self.hyperparameters.space
+                if hp.name not in design and type(hp).__name__ != "Fixed"
+            }
+            self._next_index = self._sequence_position(trials)
+        return self.get_state()["tfplaybook"]
+
+    def _sequence_trials(self, trials):
+        """Ids of the trials whose values must be points of the quasi-random sequence."""
+        return list(trials)
+
+    def _sequence_position(self, trials):
+        """1 + the index of the last point of the sequence that is some trial's values."""
+        dims = [d.id for d in self.space.dimensions]
+
+        def key(values):
+            return tuple(values.get(i) for i in dims)
+
+        wanted = {}
+        for trial_id in sorted(trials, key=_trial_number):
+            wanted.setdefault(key(trials[trial_id].hyperparameters.values), trial_id)
+        required = {key(trials[t].hyperparameters.values) for t in self._sequence_trials(trials)}
+        found = {}
+        # Each quasi-random trial skips at most _max_collisions repeats of earlier points.
+        for index in range((self._max_collisions + 1) * (len(trials) + 1)):
+            try:
+                point = self._sampler.point(index)
+            except IndexError:  # halton_compat has max_trials points.
+                break
+            values_key = key(self._values(point))
+            if values_key in wanted:
+                found.setdefault(values_key, index)
+                if len(found) == len(wanted):
+                    break
+        missing = sorted((wanted[k] for k in required - set(found)), key=_trial_number)
+        if missing:
+            raise ConfigError(
+                f"trial {missing[0]}'s values are not a point of this study's quasi-random "
+                f"sequence (seed={self._study_seed}, sampler={self.sampler_name!r}), so the "
+                "position in it cannot be rebuilt"
+            )
+        return max(found.values()) + 1 if found else 0
+
     def roles(self):
         """{hyperparameter: role} of the design, fixed and late hyperparameters."""
         if self._sampler is None:
@@ -352,6 +475,11 @@ class _SpaceOracle(keras_tuner.Oracle):
         ids = ours["design"] if "design" in ours else self.search_space.ids
         if ids is not None:
             self._fix_design(ids, ours.get("design_fingerprint"))
+
+
+def _trial_number(trial_id):
+    """Creation order of keras-tuner trial ids ("0", "07", "10"); other ids sort last."""
+    return (0, int(trial_id), "") if trial_id.isdigit() else (1, 0, trial_id)
 
 
 def _design_fingerprint(space):
@@ -489,6 +617,12 @@ class BayesianOracle(_SpaceOracle):
             except ValueError as e:
                 raise ConfigError(f"warm_start[{index}]: {e}") from None
         self._suggester = bayes.Suggester(self.space)
+
+    def _sequence_trials(self, trials):
+        # populate_space: trials before num_initial_points (warm start included) are
+        # quasi-random; later ones are the GP's, or quasi-random when it found nothing new.
+        initial = self.num_initial_points - len(self.warm_start)
+        return [t for t in trials if _trial_number(t)[0] == 0 and int(t) < initial]
 
     def _to_minimize(self, score):
         return -score if self.objective.direction == "max" else score
