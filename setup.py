@@ -28,7 +28,7 @@ setup(
         "tensorboard",
     ],
     extras_require={
-        "test": ["pytest", "pandas"],
-        "dev": ["pytest", "pandas", "black", "isort", "ruff"],
+        "test": ["pytest", "pytest-xdist", "pandas"],
+        "dev": ["pytest", "pytest-xdist", "pandas", "black", "isort", "ruff"],
     },
 )
