@@ -259,17 +259,15 @@ def tune(
       notes: a description for the study index.
       runs_root: where the study index lives (default: the work directory's parent).
       max_minutes: start no trial after this many minutes (the study stays resumable).
-      **runtime_options: train.Runtime fields: strategy, tpu, num_cpu_replicas, jit_compile,
+      **runtime_options: runtime.Runtime fields: strategy, tpu, num_cpu_replicas, jit_compile,
         precision, steps_per_loop, download, verbose.
 
     With `study.design=per_value` several studies run; the result is the first one's and
     `StudyResult.workdir` of the others are subdirectories of `workdir`.
     """
-    full, task, label = make_config(experiment, config, build_model, make_dataset, overrides)
-    workdir = workdir or _default_workdir(experiment, "study")
-    _check_runtime(full, runtime_options)
-    options = runtime(**runtime_options)
-    quiet_libraries()
+    full, task, label, workdir, options = _start(
+        experiment, config, build_model, make_dataset, overrides, workdir, "study", runtime_options
+    )
     command = shlex.join([os.path.basename(sys.argv[0] or "python"), *sys.argv[1:]])
     results = run_studies(
         full, task, label, workdir, options, runs_root, notes, command, max_minutes=max_minutes
@@ -290,11 +288,9 @@ def train(
     """Trains one configuration into `workdir` (resuming if interrupted); returns a TrialResult."""
     from tfplaybook import trainer as train_lib
 
-    full, task, _ = make_config(experiment, config, build_model, make_dataset, overrides)
-    workdir = workdir or _default_workdir(experiment, "train")
-    _check_runtime(full, runtime_options)
-    options = runtime(**runtime_options)
-    quiet_libraries()
+    full, task, _, workdir, options = _start(
+        experiment, config, build_model, make_dataset, overrides, workdir, "train", runtime_options
+    )
     status = train_lib.train(full, workdir, options, task=task)
     return TrialResult(
         id=os.path.basename(os.path.normpath(workdir)),
@@ -313,6 +309,15 @@ def analyze(workdir):
     if not workdir or not os.path.isdir(workdir):
         raise config_lib.ConfigError(f"workdir={workdir!r} is not a study directory")
     return report.write_report(workdir)
+
+
+def _start(experiment, config, build_model, make_dataset, overrides, workdir, kind, options):
+    """What tune and train share: the checked config and runtime, the work directory."""
+    full, task, label = make_config(experiment, config, build_model, make_dataset, overrides)
+    _check_runtime(full, options)
+    run_options = runtime(**options)
+    quiet_libraries()
+    return full, task, label, workdir or _default_workdir(experiment, kind), run_options
 
 
 def _check_runtime(config, options):
