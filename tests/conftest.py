@@ -49,3 +49,38 @@ def run_cli(*args, env=None, timeout=300, cwd=None):
         env=full_env,
         cwd=cwd or REPO,
     )
+
+
+def snapshot(root):
+    """{relative path: sha256 or 'dir'} of everything under `root`: a tree compared before and
+    after a run that must change nothing."""
+    import hashlib
+
+    tree = {}
+    for base, dirs, files in os.walk(root):
+        for d in dirs:
+            tree[os.path.relpath(os.path.join(base, d), root)] = "dir"
+        for f in files:
+            path = os.path.join(base, f)
+            with open(path, "rb") as fh:
+                tree[os.path.relpath(path, root)] = hashlib.sha256(fh.read()).hexdigest()
+    return tree
+
+
+def free_port():
+    """A free TCP port on loopback (for a keras-tuner chief)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def read_status(directory):
+    """A trial's status.json, or {} while it is missing or being written."""
+    from tfplaybook import trial_dir as td
+
+    try:
+        return td.read_status(directory) or {}
+    except (td.DamagedFileError, OSError):
+        return {}

@@ -9,7 +9,6 @@ Damaged trial files must give a `warning: ...` line and a recovery that keeps ev
 byte-identical.
 """
 
-import hashlib
 import json
 import os
 import shutil
@@ -17,7 +16,7 @@ import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from conftest import run_cli
+from conftest import run_cli, snapshot
 
 from tfplaybook import trial_dir as td
 
@@ -29,19 +28,6 @@ SHORT = [
     "--steps_per_loop=10",
     "--quiet",
 ]
-
-
-def snapshot(root):
-    """{relative path: sha256 or 'dir'} of everything under `root`."""
-    tree = {}
-    for base, dirs, files in os.walk(root):
-        for d in dirs:
-            tree[os.path.relpath(os.path.join(base, d), root)] = "dir"
-        for f in files:
-            path = os.path.join(base, f)
-            with open(path, "rb") as fh:
-                tree[os.path.relpath(path, root)] = hashlib.sha256(fh.read()).hexdigest()
-    return tree
 
 
 def space(*entries):

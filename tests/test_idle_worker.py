@@ -14,31 +14,17 @@ import json
 import os
 import queue
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 
-from conftest import REPO
+from conftest import REPO, free_port, read_status
 
 from tfplaybook import tracking
 from tfplaybook import trial_dir as td
 
 STALE_SECONDS = 6
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _status(directory):
-    try:
-        return td.read_status(directory) or {}
-    except (td.DamagedFileError, OSError):
-        return {}
 
 
 def _lines(stream):
@@ -105,12 +91,12 @@ def test_a_worker_killed_while_idle_does_not_keep_the_chief_from_ending(tmp_path
                 if (
                     directory.endswith("trial_1")
                     and _heartbeat_pid(directory) == w1.pid
-                    and _status(directory).get("status") == td.RUNNING
+                    and read_status(directory).get("status") == td.RUNNING
                 ):
                     last = directory
             time.sleep(0.05)
         w1.send_signal(signal.SIGSTOP)
-        assert _status(last)["status"] == td.RUNNING, "trial 1 ended before w1 was paused"
+        assert read_status(last)["status"] == td.RUNNING, "trial 1 ended before w1 was paused"
         # 2. w2 asks for a trial while trial 1 runs: it is told to wait, says so; kill it then.
         w2 = start("w2", stdout=subprocess.PIPE)
         procs.append(w2)

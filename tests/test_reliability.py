@@ -4,12 +4,11 @@ kill a worker and the chief of a loopback chief + 2 workers study mid-trial."""
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 
-from conftest import REPO
+from conftest import REPO, free_port, read_status
 
 from tfplaybook import tracking
 from tfplaybook import trial_dir as td
@@ -44,19 +43,6 @@ def test_three_random_kills_lose_and_repeat_nothing(tmp_path, capsys):
     assert "interrupted trials continued" in out and "true: 0 interrupted" not in out
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _status(directory):
-    try:
-        return td.read_status(directory) or {}
-    except (td.DamagedFileError, OSError):
-        return {}
-
-
 def _heartbeat_pid(directory):
     try:
         return int(open(os.path.join(directory, "heartbeat")).read().split()[0])
@@ -68,7 +54,7 @@ def _checkpointed_trial_of(study, pid, deadline):
     """Waits until process `pid` runs a trial that has a checkpoint; returns (dir, step)."""
     while time.time() < deadline:
         for directory in tracking.trial_dirs(study):
-            status = _status(directory)
+            status = read_status(directory)
             latest = os.path.join(directory, "checkpoints", "latest", "checkpoint")
             if (
                 status.get("status") == td.RUNNING
@@ -134,7 +120,9 @@ def test_killed_worker_and_chief_restart_and_a_dead_worker_is_taken_over(tmp_pat
         w1 = start("worker", "w1")
         procs.append(w1)
         # 2. Kill the chief while trials run, restart it: it reloads oracle.json.
-        while not any(_status(d).get("status") in td.FINISHED for d in tracking.trial_dirs(study)):
+        while not any(
+            read_status(d).get("status") in td.FINISHED for d in tracking.trial_dirs(study)
+        ):
             assert time.time() < deadline, "no trial finished"
             time.sleep(0.1)
         chief.send_signal(signal.SIGKILL)

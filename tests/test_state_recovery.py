@@ -8,7 +8,6 @@ max_trials trials, and leaves every finished trial byte-identical. What cannot b
 trial whatever max_trials becomes.
 """
 
-import hashlib
 import json
 import os
 import shutil
@@ -18,7 +17,7 @@ import sys
 import time
 
 import pytest
-from conftest import REPO, run_cli
+from conftest import REPO, run_cli, snapshot
 
 from tfplaybook import tracking
 from tfplaybook import trial_dir as td
@@ -31,17 +30,6 @@ SHORT = [
     "--steps_per_loop=10",
     "--quiet",
 ]
-
-
-def snapshot(root):
-    """{relative path: sha256} of every file under `root`."""
-    tree = {}
-    for base, _, files in os.walk(root):
-        for name in files:
-            path = os.path.join(base, name)
-            with open(path, "rb") as f:
-                tree[os.path.relpath(path, root)] = hashlib.sha256(f.read()).hexdigest()
-    return tree
 
 
 def tune(study, max_trials, *extra):

@@ -5,12 +5,11 @@ import hashlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 
-from conftest import REPO, run_cli
+from conftest import REPO, free_port, run_cli
 
 from tfplaybook import tracking
 from tfplaybook import trial_dir as td
@@ -155,12 +154,6 @@ def test_killed_study_resumes_without_losing_or_repeating_a_trial(tmp_path):
         steps, _ = td.series(td.read_measurements(d), "train", "loss")
         if td.read_status(d)["status"] == "completed":
             assert steps == list(range(1, 301))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_loopback_chief_with_two_workers_finishes_the_study(tmp_path):

@@ -1,13 +1,12 @@
 """The validation pass: bad configs refused in one line before TensorFlow loads or anything is
 written; a study refuses a changed config; the index tells the truth."""
 
-import hashlib
 import os
 import subprocess
 import sys
 
 import pytest
-from conftest import REPO, run_cli
+from conftest import REPO, run_cli, snapshot
 
 from tfplaybook import config as config_lib
 from tfplaybook import task as task_lib
@@ -105,16 +104,6 @@ def test_bad_configs_answer_without_importing_tensorflow(tmp_path):
         [sys.executable, "-c", code, str(tmp_path / "w"), *overrides], check=True, cwd=REPO
     )
     assert not (tmp_path / "w").exists()
-
-
-def snapshot(root):
-    out = {}
-    for base, _, files in os.walk(root):
-        for name in files:
-            path = os.path.join(base, name)
-            with open(path, "rb") as f:
-                out[os.path.relpath(path, root)] = hashlib.sha256(f.read()).hexdigest()
-    return out
 
 
 SMALL = [
