@@ -120,6 +120,10 @@ CASES = [
     ("tune", ["--workdir={file}/sub/study"], "not a directory"),
     ("train", ["--workdir=/proc/tfplaybook_run"], "not writable"),
     ("tune", ["--workdir={file}"], "not a directory"),
+    # A damaged study index ({tmp}/badindex holds one).
+    ("tune", ["--runs_root={tmp}/badindex"], "badindex/index.sqlite cannot be used"),
+    ("list", ["--runs_root={tmp}/badindex"], "badindex/index.sqlite cannot be used"),
+    ("tune", ["--runs_root={file}/runs"], "index cannot be created"),
 ]
 
 
@@ -128,6 +132,8 @@ def _attempt(tmp_path, index, case):
     root = tmp_path / f"case{index}"
     root.mkdir()
     (root / "file").write_text("a regular file\n")
+    (root / "badindex").mkdir()
+    (root / "badindex" / "index.sqlite").write_bytes(b"not an SQLite database\n" * 64)
     for name, text in EXPERIMENT_FILES.items():
         (root / name).write_text(text)
     args = [a.replace("{tmp}", str(root)).replace("{file}", str(root / "file")) for a in args]

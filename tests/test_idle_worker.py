@@ -157,6 +157,14 @@ def _end(oracle, trial):
 def test_the_chief_forgets_an_idle_silent_tuner_only(monkeypatch, tmp_path):
     from keras_tuner.src.distribute import oracle_chief
 
+    from tfplaybook import internals
+
+    with internals.installed():  # As in a study: the chief's exit check is replaced.
+        _forgets_an_idle_silent_tuner_only(oracle_chief, monkeypatch, tmp_path)
+    assert not getattr(oracle_chief.exit_chief, "forgets_silent_tuners", False)  # Restored.
+
+
+def _forgets_an_idle_silent_tuner_only(oracle_chief, monkeypatch, tmp_path):
     oracle = _chief_oracle(monkeypatch, tmp_path / "s", max_trials=2)
     first, second = oracle.create_trial("w1"), oracle.create_trial("w2")
     _end(oracle, second)

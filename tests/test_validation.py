@@ -177,29 +177,3 @@ def test_raising_max_trials_continues_the_study_and_the_index_follows(finished_s
     rows = tracking.StudyIndex(str(root), create=False).rows()
     (row,) = [r for r in rows if r["workdir"] == str(root / "study")]
     assert row["status"] == "completed" and row["trials"] == 3
-
-
-def test_untested_library_versions_are_refused_in_one_line():
-    from tfplaybook import compat
-
-    compat.check({"keras_tuner": "1.4.8", "keras": "3.15.1"})
-    with pytest.raises(config_lib.ConfigError, match=r"keras-tuner 1.5.0 is not a version .*1.4.8"):
-        compat.check({"keras_tuner": "1.5.0", "keras": "3.15.1"})
-    with pytest.raises(config_lib.ConfigError, match=r"pip install 'keras>=3.15,<3.16'"):
-        compat.check({"keras_tuner": "1.4.8", "keras": "3.16.0rc1"})
-    compat.check()  # The installed versions are the tested ones.
-
-
-def test_keras_tuner_internals_are_replaced_only_while_a_study_runs():
-    from keras_tuner.src import utils
-
-    from tfplaybook import resilience
-
-    stock = utils.save_json
-    with resilience.installed():
-        assert utils.save_json is resilience._atomic_save_json
-    assert utils.save_json is stock
-    with pytest.raises(RuntimeError):
-        with resilience.installed():
-            raise RuntimeError("a study that fails still restores keras-tuner")
-    assert utils.save_json is stock

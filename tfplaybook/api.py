@@ -164,11 +164,13 @@ def run_studies(
     states = [tracking.check_study_dir(d, c) for d, c in plan]
     if role != "worker" and all(state == tracking.FINISHED for state in states):
         return [_finished(d, c) for d, c in plan]
+    root = runs_root or os.path.dirname(os.path.abspath(workdir))
+    if role != "worker":
+        tracking.StudyIndex.check(root)
     from tfplaybook import tuner
 
     for study_dir, study_config in plan:
         tuner.prepare_study(study_config, study_dir, run_options, task, checked=True)
-    root = runs_root or os.path.dirname(os.path.abspath(workdir))
     results = []
     for study_dir, study_config in plan:
         index = tracking.StudyIndex(root) if role != "worker" else None

@@ -39,6 +39,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from tfplaybook import internals
 from tfplaybook.choices import BATCH_NORM_MODES
 
 
@@ -254,8 +255,9 @@ def batch_norm_mode(layer):
 
 def batch_norm_layers(model):
     """All batch-norm layers of `model`, nested ones included, in a stable order."""
-    # Keras 3 has no public recursive layer iterator (`Model.layers` is one level deep).
-    return [layer for layer in model._flatten_layers() if batch_norm_mode(layer) is not None]
+    return [
+        layer for layer in internals.flatten_layers(model) if batch_norm_mode(layer) is not None
+    ]
 
 
 def _unsynchronized_statistics(model):

@@ -100,7 +100,7 @@ class BestCheckpoints(keras.callbacks.ModelCheckpoint):
         """Drops checkpoints newer than `step`: a resume from `step` will redo that work."""
         newer = [k["step"] for k in self.kept if k["step"] > step]
         self.kept = [k for k in self.kept if k["step"] <= step]
-        self._write_index(newer)
+        self.write_index(newer)
 
     def on_epoch_end(self, epoch, logs=None):
         """Called by the loop after an evaluation; `epoch` is the training step."""
@@ -116,9 +116,9 @@ class BestCheckpoints(keras.callbacks.ModelCheckpoint):
             os.replace(tmp, path)
         self.kept = kept
         if save or evicted:
-            self._write_index(evicted)
+            self.write_index(evicted)
 
-    def _write_index(self, evicted):
+    def write_index(self, evicted):
         if not self.is_chief:
             return
         trial_dir.atomic_write_json(

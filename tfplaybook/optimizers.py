@@ -11,7 +11,7 @@ Weight decay is decoupled (theta <- theta - lr wd theta) for every optimizer.
 import keras
 from keras import ops
 
-from tfplaybook import schedules
+from tfplaybook import internals, schedules
 from tfplaybook.choices import OPTIMIZERS
 from tfplaybook.config import ConfigError
 
@@ -77,7 +77,7 @@ class Momentum(keras.optimizers.Optimizer):
         if not self.momentum:
             self.assign_sub(variable, lr * gradient)
             return
-        velocity = self._velocities[self._get_variable_index(variable)]
+        velocity = self._velocities[internals.variable_index(self, variable)]
         new_velocity = self.momentum * velocity + gradient
         self.assign(velocity, new_velocity)
         direction = self.momentum * new_velocity + gradient if self.nesterov else new_velocity
@@ -114,7 +114,7 @@ class RMSProp(keras.optimizers.Optimizer):
     def update_step(self, gradient, variable, learning_rate):
         lr = ops.cast(learning_rate, variable.dtype)
         gradient = ops.cast(gradient, variable.dtype)
-        index = self._get_variable_index(variable)
+        index = internals.variable_index(self, variable)
         v, m = self._second_moments[index], self._momentums[index]
         self.assign(v, self.rho * v + (1 - self.rho) * ops.square(gradient))
         self.assign(m, self.momentum * m + lr * gradient / ops.sqrt(v + self.epsilon))
@@ -135,7 +135,7 @@ class NAdam(keras.optimizers.Adam):
         step = ops.cast(self.iterations + 1, variable.dtype)
         beta1 = ops.cast(self.beta_1, variable.dtype)
         beta2 = ops.cast(self.beta_2, variable.dtype)
-        index = self._get_variable_index(variable)
+        index = internals.variable_index(self, variable)
         m, v = self._momentums[index], self._velocities[index]
         self.assign_add(m, (gradient - m) * (1 - beta1))
         self.assign_add(v, (ops.square(gradient) - v) * (1 - beta2))

@@ -47,7 +47,7 @@ class Progress:
 
     def __init__(self, total, unit, done=0, stream=None, clock=time.monotonic, enabled=True):
         self.total, self.unit = int(total), unit
-        self.done = self._start_done = int(done)
+        self.done = self.start_done = int(done)
         self.stream = stream or sys.stdout
         self.clock = clock
         self.started = clock()
@@ -56,7 +56,7 @@ class Progress:
 
     def remaining_seconds(self):
         """The estimate of the time left, or None before the first unit finished here."""
-        finished_here = self.done - self._start_done
+        finished_here = self.done - self.start_done
         if finished_here <= 0:
             return None
         per_unit = (self.clock() - self.started) / finished_here

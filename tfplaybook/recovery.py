@@ -28,6 +28,7 @@ import os
 
 import keras_tuner
 
+from tfplaybook import internals
 from tfplaybook import trial_dir as td
 from tfplaybook.config import ConfigError
 from tfplaybook.search import oracles
@@ -97,7 +98,7 @@ def reload_oracle(oracle):
     Raises:
       ConfigError: when a file cannot be rebuilt.
     """
-    project = oracle._project_dir
+    project = internals.project_dir(oracle)
     trials, rebuilt = _load_trials(oracle, project)
     oracle.trials = dict(trials)
     path = os.path.join(project, ORACLE)
@@ -108,7 +109,7 @@ def reload_oracle(oracle):
         state = rebuild_state(oracle, trials)
         oracle.set_state(state)
     for trial_id in rebuilt:  # Decided: now write.
-        oracle._save_trial(trials[trial_id])
+        internals.save_trial(oracle, trials[trial_id])
         td.warn(
             f"{os.path.join(project, 'trial_' + trial_id, TRIAL)} was damaged or missing; "
             f"rebuilt it from the trial's {td.HPARAMS} and {td.STATUS}"
@@ -123,7 +124,7 @@ def reload_oracle(oracle):
 
 def _set_saved_state(oracle, state):
     """Sets the saved state; returns why it is damaged (None when it loaded)."""
-    path = os.path.join(oracle._project_dir, ORACLE)
+    path = os.path.join(internals.project_dir(oracle), ORACLE)
     missing = [k for k in _ORACLE_KEYS + ("tfplaybook",) if k not in state]
     if missing:
         return f"{path} is damaged (no {', '.join(missing)})"
@@ -132,7 +133,7 @@ def _set_saved_state(oracle, state):
         named |= set(state["end_order"]) | set(state["retry_queue"])
     except (AttributeError, TypeError):
         return f"{path} is damaged (malformed trial lists)"
-    unknown = sorted(named - set(oracle.trials), key=oracles._trial_number)
+    unknown = sorted(named - set(oracle.trials), key=oracles.trial_number)
     if unknown:
         return f"{path} names trial {unknown[0]}, which has no {TRIAL}"
     try:
@@ -208,7 +209,7 @@ def rebuild_state(oracle, trials):
     ones are ongoing, owned by "unknown-ID" (a local study's reload re-queues them; a chief keeps
     them until their heartbeat stops). The hyperparameters are the union of the trials' spaces.
     """
-    order = sorted(trials, key=oracles._trial_number)
+    order = sorted(trials, key=oracles.trial_number)
     for trial_id in order:
         oracle.update_space(trials[trial_id].hyperparameters)
     ended = [t for t in order if trials[t].status != _TrialStatus.RUNNING]
@@ -217,7 +218,7 @@ def rebuild_state(oracle, trials):
     for trial_id in order:
         trial = trials[trial_id]
         trial.hyperparameters.ensure_active_values()
-        hashes[trial_id] = oracle._compute_values_hash(trial.hyperparameters.values)
+        hashes[trial_id] = internals.values_hash(oracle, trial.hyperparameters.values)
     state = {
         "ongoing_trials": {f"unknown-{t}": t for t in running},
         "hyperparameters": oracle.hyperparameters.get_config(),
@@ -226,7 +227,7 @@ def rebuild_state(oracle, trials):
         "run_times": {t: 1 for t in ended},
         "retry_queue": [],
         "seed": oracle.seed,
-        "seed_state": oracle._seed_state,
+        "seed_state": internals.seed_state(oracle),
         "tried_so_far": sorted(set(hashes.values())),
         "id_to_hash": hashes,
         "display": {"search_start": None, "trial_start": {}, "trial_number": {}},

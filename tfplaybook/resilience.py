@@ -9,19 +9,14 @@ engine: atomic state writes, oracles that keep trials with their workers and rea
 heartbeat stopped, and the repair of damaged trial files before a study restarts.
 """
 
-import contextlib
-import json
 import os
 import time
 
 import keras
 import keras_tuner
-from keras_tuner.src import utils as kt_utils
-from keras_tuner.src.distribute import utils as kt_dist
-from keras_tuner.src.engine import trial as kt_trial
-from keras_tuner.src.engine.oracle import synchronized
+from keras_tuner.engine import trial as kt_trial
 
-from tfplaybook import recovery, tracking
+from tfplaybook import internals, recovery, tracking
 from tfplaybook import trainer as train
 from tfplaybook import trial_dir as td
 from tfplaybook.search import oracles
@@ -29,45 +24,6 @@ from tfplaybook.search import oracles
 HEARTBEAT = "heartbeat"  # Rewritten by the process running a trial, so a chief can tell it lives.
 HEARTBEAT_SECONDS = 2.0
 STALE_TRIAL_SECONDS = 120.0  # Default of study.stale_trial_seconds.
-
-
-def _atomic_save_json(path, obj):
-    # keras-tuner 1.4.8 writes oracle.json, trial.json and tuner*.json in place: a SIGKILL during
-    # a write leaves a torn file and the study can no longer be reloaded. Every keras-tuner state
-    # write goes through utils.save_json (Stateful.save), so route it through a temporary file
-    # and a rename. A keras-tuner upgrade that bypasses it is caught by bench/chaos.py and
-    # tests/test_reliability.py (kills at random moments).
-    text = json.dumps(obj)
-    if "://" in str(path):  # gs:// and other tf.io.gfile paths: keras-tuner's own writer.
-        return _ORIGINAL_SAVE_JSON(path, obj)
-    td.atomic_write_text(path, text)
-    return text
-
-
-_ORIGINAL_SAVE_JSON = kt_utils.save_json
-_PATCHES = []  # (module, attribute, original) replaced while a study runs.
-
-
-def _patch(module, name, replacement):
-    _PATCHES.append((module, name, getattr(module, name)))
-    setattr(module, name, replacement)
-
-
-@contextlib.contextmanager
-def installed():
-    """keras-tuner's internals replaced for the duration of one study, restored afterwards.
-
-    Replaced: `utils.save_json` (atomic state files) and, on a distributed chief, the chief's
-    exit check (`_install_chief_exit_check`). Outside a study keras-tuner is left as it is, so
-    the user's own keras-tuner code in the same process sees the stock library.
-    """
-    _patch(kt_utils, "save_json", _atomic_save_json)
-    try:
-        yield
-    finally:
-        while _PATCHES:
-            module, name, original = _PATCHES.pop()
-            setattr(module, name, original)
 
 
 class StudyAbort(keras_tuner.errors.FatalError):
@@ -96,8 +52,8 @@ class _Resilience:
         self._beats = {}  # trial_id -> (last heartbeat text, local time it was first seen)
         self._last_seen = {}  # tuner_id -> local time of its last request
         self._saved_ongoing = {}
-        if kt_dist.is_chief_oracle():
-            _install_chief_exit_check()
+        if internals.is_chief_oracle():
+            internals.install_chief_exit_check()
 
     def set_state(self, state):
         super().set_state(state)
@@ -115,30 +71,31 @@ class _Resilience:
         ended = set(self.end_order)
         # keras-tuner re-queues the trials that were ongoing: their tuners are gone. A trial that
         # had ended (a kill between keras-tuner's save and its removal from ongoing) is not rerun.
-        self._retry_queue = [t for t in self._retry_queue if t not in ended]
+        internals.set_retry_queue(self, [t for t in internals.retry_queue(self) if t not in ended])
+        queue = internals.retry_queue(self)
         for trial in self.ongoing_trials.values():
-            if trial.trial_id not in ended and trial.trial_id not in self._retry_queue:
-                self._retry_queue.append(trial.trial_id)
+            if trial.trial_id not in ended and trial.trial_id not in queue:
+                queue.append(trial.trial_id)
         self.ongoing_trials = {}
-        if kt_dist.is_chief_oracle():
+        if internals.is_chief_oracle():
             # A restarted chief: the workers keep their trials (each asks again with its id).
             for tuner_id, trial_id in self._saved_ongoing.items():
                 if trial_id in ended:
                     continue
-                if trial_id in self._retry_queue:
-                    self._retry_queue.remove(trial_id)
+                if trial_id in queue:
+                    queue.remove(trial_id)
                 self.ongoing_trials[tuner_id] = self.trials[trial_id]
-        known = set(self.end_order) | set(self._retry_queue)
+        known = set(self.end_order) | set(queue)
         known |= {t.trial_id for t in self.ongoing_trials.values()}
         for trial_id, trial in sorted(self.trials.items()):
             if trial.status == kt_trial.TrialStatus.RUNNING and trial_id not in known:
                 # Started (trial.json written) but the kill came before oracle.json: run it.
-                self._record_values(trial)
-                self._retry_queue.append(trial_id)
+                internals.record_values(self, trial)
+                queue.append(trial_id)
                 td.warn(f"trial {trial_id} is unfinished but not queued by the oracle; resuming it")
 
     def _heartbeat_age(self, trial_id, now):
-        path = os.path.join(self._project_dir, f"trial_{trial_id}", HEARTBEAT)
+        path = os.path.join(internals.project_dir(self), f"trial_{trial_id}", HEARTBEAT)
         try:
             with open(path) as f:
                 text = f.read()
@@ -151,11 +108,11 @@ class _Resilience:
             return 0.0
         return now - last[1]
 
-    @synchronized
+    @keras_tuner.synchronized
     def create_trial(self, tuner_id):
         self._last_seen[tuner_id] = time.time()
-        distributed = kt_dist.is_chief_oracle()
-        if distributed and tuner_id not in self.ongoing_trials and not self._retry_queue:
+        distributed = internals.is_chief_oracle()
+        if distributed and tuner_id not in self.ongoing_trials and not internals.retry_queue(self):
             now = time.time()
             for owner, trial in list(self.ongoing_trials.items()):
                 age = self._heartbeat_age(trial.trial_id, now)
@@ -178,7 +135,7 @@ class _Resilience:
                 return kt_trial.Trial(self.hyperparameters.copy(), status="IDLE")
         return super().create_trial(tuner_id)
 
-    @synchronized
+    @keras_tuner.synchronized
     def end_trial(self, trial):
         owner = [t for t, o in self.ongoing_trials.items() if o.trial_id == trial.trial_id]
         super().end_trial(trial)
@@ -188,13 +145,14 @@ class _Resilience:
         # last save of a study listed its last trial as ongoing: save again without it.
         self.save()
 
-    @synchronized
+    @keras_tuner.synchronized
     def forget_silent_tuners(self):
         """Forgets tuners that hold no trial and have not asked for one in stale_trial_seconds.
 
         keras-tuner's chief exits once no trial is ongoing and every tuner that asked has been
         told to stop; a worker that died between trials is never told. Called by the chief's
-        exit check (`_install_chief_exit_check`). A forgotten tuner that asks again is known again.
+        exit check (`internals.install_chief_exit_check`). A forgotten tuner that asks again is
+        known again.
         """
         now = time.time()
         for tuner_id in sorted(self.tuner_ids - set(self.ongoing_trials)):
@@ -205,27 +163,6 @@ class _Resilience:
                     f"tuner {tuner_id!r} holds no trial and has not asked for one for "
                     f"{silent:.0f} s; the study no longer waits for it"
                 )
-
-
-def _install_chief_exit_check():
-    # keras-tuner's chief server polls `oracle_chief.exit_chief(oracle)` (ongoing trials and
-    # tuners both empty) once a tuner has been told to stop; let the oracle first forget the
-    # tuners that died between trials. Imported here: oracle_chief loads gRPC, which only a
-    # chief needs.
-    from keras_tuner.src.distribute import oracle_chief
-
-    original = oracle_chief.exit_chief
-    if getattr(original, "forgets_silent_tuners", False):
-        return
-
-    def exit_chief(oracle):
-        forget = getattr(oracle, "forget_silent_tuners", None)
-        if forget is not None:
-            forget()
-        return original(oracle)
-
-    exit_chief.forgets_silent_tuners = True
-    _patch(oracle_chief, "exit_chief", exit_chief)
 
 
 class QuasiRandomStudyOracle(_Resilience, oracles.QuasiRandomOracle):
@@ -297,6 +234,6 @@ def repair_trials(study_dir, config, runtime, task=None):
                 trial_config.get("keep_best_checkpoints", 3),
                 evaluations=dict(zip(steps, values)),
             )
-            best._write_index([])
+            best.write_index([])
         repaired.append(directory)
     return repaired

@@ -5,6 +5,7 @@ command that reproduces it, and status. "Untracked experiments might as well not
 Python (sqlite3 from the standard library); SQLite transactions make every update atomic.
 """
 
+import contextlib
 import os
 import sqlite3
 import time
@@ -23,7 +24,11 @@ CREATE TABLE IF NOT EXISTS studies (
 
 
 class StudyIndex:
-    """The study index of one runs root."""
+    """The study index of one runs root.
+
+    Every SQLite error (a damaged, locked or read-only index) is a ConfigError of one line naming
+    the file; `check` finds the same before a study writes anything.
+    """
 
     def __init__(self, root, create=True):
         self.path = os.path.join(root, INDEX)
@@ -36,8 +41,39 @@ class StudyIndex:
         with self._connect() as db:
             db.execute(_SCHEMA)
 
+    @classmethod
+    def check(cls, root):
+        """Raises ConfigError unless the index of `root` can be read and written (writes nothing).
+
+        A missing index only needs a writable place to be created in.
+        """
+        from tfplaybook import workdir as workdir_lib
+
+        path = os.path.join(root, INDEX)
+        if not os.path.exists(path):
+            try:
+                workdir_lib.check_writable(root)
+            except config_lib.ConfigError as e:
+                raise config_lib.ConfigError(f"the study index cannot be created: {e}") from None
+            return
+        if not os.access(path, os.W_OK) or not os.access(root, os.W_OK):
+            raise config_lib.ConfigError(
+                f"study index {path} is read-only; make it writable or pass --runs_root"
+            )
+        with _sqlite_errors(path), contextlib.closing(
+            sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+        ) as db:
+            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if "studies" in tables:
+                db.execute(f"SELECT {', '.join(COLUMNS)} FROM studies LIMIT 1").fetchall()
+
+    @contextlib.contextmanager
     def _connect(self):
-        return sqlite3.connect(self.path, timeout=30)
+        with _sqlite_errors(self.path), contextlib.closing(
+            sqlite3.connect(self.path, timeout=30)
+        ) as db:
+            with db:  # One transaction: committed on success, rolled back on an error.
+                yield db
 
     def record(self, workdir, config, experiment, notes, command, status, trials=0, best=None):
         """Inserts or updates the study's row; notes given earlier are kept when none is given."""
@@ -80,6 +116,17 @@ class StudyIndex:
         lines = ["  ".join(c.ljust(widths[c]) for c in COLUMNS)]
         lines += ["  ".join(r[c][: widths[c]].ljust(widths[c]) for c in COLUMNS) for r in rows]
         return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def _sqlite_errors(path):
+    try:
+        yield
+    except sqlite3.Error as e:
+        raise config_lib.ConfigError(
+            f"study index {path} cannot be used ({e}); move it aside (a new index is started) "
+            "or pass --runs_root"
+        ) from None
 
 
 def trial_dirs(study_dir):

@@ -24,6 +24,7 @@ from tfplaybook import batchnorm
 from tfplaybook import checkpoints as ckpt_lib
 from tfplaybook import config as config_lib
 from tfplaybook import data as data_lib
+from tfplaybook import internals
 from tfplaybook import metrics as metrics_lib
 from tfplaybook import optimizers, progress, schedules, selection
 from tfplaybook import strategy as strategy_lib
@@ -46,8 +47,7 @@ def _disable_optimizer_all_reduce(optimizer):
     # The loop has already summed the gradients over replicas; without this, the Keras TF
     # optimizer would sum them a second time. A test compares 2-replica training with 1 replica
     # on the same global batch, so a change in this Keras internal is caught.
-    inner = optimizers.inner_optimizer(optimizer)
-    inner._all_reduce_sum_gradients = lambda grads_and_vars: list(grads_and_vars)
+    internals.disable_gradient_all_reduce(optimizers.inner_optimizer(optimizer))
 
 
 def _next_boundary(step, config, steps_per_loop):

@@ -23,9 +23,8 @@ import time
 import keras
 import keras_tuner
 
-from tfplaybook import compat
 from tfplaybook import config as config_lib
-from tfplaybook import progress, resilience
+from tfplaybook import internals, progress
 from tfplaybook import strategy as strategy_lib
 from tfplaybook import tracking
 from tfplaybook import trainer as train
@@ -67,7 +66,7 @@ def make_oracle(config, space):
     raise config_lib.ConfigError(f"study.oracle={name!r} is not one of {', '.join(ORACLES)}")
 
 
-class PlaybookTuner(keras_tuner.engine.base_tuner.BaseTuner):
+class PlaybookTuner(internals.InitialSpaceHook, keras_tuner.engine.base_tuner.BaseTuner):
     """Runs each trial with `tfplaybook.trainer.train` into the trial's directory."""
 
     def __init__(
@@ -93,29 +92,29 @@ class PlaybookTuner(keras_tuner.engine.base_tuner.BaseTuner):
             **kwargs,
         )
 
-    def _populate_initial_space(self):
+    def populate_initial_space(self):
         # keras-tuner reloads only when the tuner file exists, which it writes after the first
         # trial ends: a study killed during its first trial would restart its oracle from
         # scratch. Reload the oracle whenever its state or a trial exists (a lost oracle.json is
         # rebuilt from the trials: tfplaybook.recovery).
         oracle_file = os.path.join(self.project_dir, "oracle.json")
         trials = glob.glob(os.path.join(glob.escape(self.project_dir), "trial_*", "*.json"))
-        if not self._is_worker() and (os.path.exists(oracle_file) or trials):
+        if not internals.is_worker(self) and (os.path.exists(oracle_file) or trials):
             self.oracle.reload()
         else:
-            super()._populate_initial_space()
+            self.default_initial_space()
 
     def reload(self):
         # BaseTuner.reload (the oracle, then this tuner's tuner*.json, which holds no state): a
         # damaged tuner file is rewritten once the oracle has loaded, instead of a traceback.
-        if not self._is_worker():
+        if not internals.is_worker(self):
             self.oracle.reload()
-        repair_tuner_file(self._get_tuner_fname(), self.get_state())
-        super(keras_tuner.engine.base_tuner.BaseTuner, self).reload(self._get_tuner_fname())
+        repair_tuner_file(internals.tuner_file(self), self.get_state())
+        internals.load_tuner_file(self, internals.tuner_file(self))
 
     def pre_create_trial(self):
         # At least one trial per run, so a bound always makes progress.
-        ended_here = self.progress.done > self.progress._start_done
+        ended_here = self.progress.done > self.progress.start_done
         if self.deadline is not None and ended_here and self.deadline.expired():
             raise StudyCutShort()
         # The chief answers IDLE while another worker's trial may still need taking over: poll.
@@ -276,7 +275,7 @@ def prepare_study(config, study_dir, runtime=None, task=None, checked=False):
     if "study" not in config:
         raise config_lib.ConfigError("the experiment has no 'study' section to tune")
     validation.check_study(config, task)
-    compat.check()
+    internals.check()
     if not checked:
         tracking.check_study_dir(study_dir, config)
     space = space_lib.SearchSpace.from_config(config)
@@ -298,7 +297,7 @@ def tune(config, study_dir, runtime, experiment_path, task=None, max_minutes=Non
     resumable: the same command continues it); `tuner.cut_short` then says so.
     """
     space = prepare_study(config, study_dir, runtime, task, checked)
-    with resilience.installed():  # keras-tuner's internals replaced for this study only.
+    with internals.installed():  # keras-tuner's internals replaced for this study only.
         return _search(config, study_dir, runtime, experiment_path, task, max_minutes, space)
 
 

@@ -60,6 +60,7 @@ import warnings
 import keras_tuner
 import numpy as np
 
+from tfplaybook import internals
 from tfplaybook.config import ConfigError
 from tfplaybook.search import bayes, keras_space
 from tfplaybook.search.halton import make_sampler
@@ -158,7 +159,8 @@ class _SpaceOracle(keras_tuner.Oracle):
             seed=int(seed) + 1,  # Overwritten below: keras-tuner would randomise seed=0.
             **oracle_kwargs,
         )
-        self.seed = self._seed_state = self._study_seed = int(seed)
+        self.seed = self._study_seed = int(seed)
+        internals.set_seed_state(self, self.seed)
         self.search_space = search_space
         self.space = search_space  # The design once the first trial fixed it.
         self.scientific = tuple(scientific)
@@ -281,7 +283,7 @@ class _SpaceOracle(keras_tuner.Oracle):
 
     def _next_quasi_random(self):
         """Values of the next unseen point of the sequence, or None when it is exhausted."""
-        for _ in range(self._max_collisions + 1):
+        for _ in range(internals.max_collisions(self) + 1):
             try:
                 point = self._sampler.point(self._next_index)
             except IndexError:
@@ -289,54 +291,24 @@ class _SpaceOracle(keras_tuner.Oracle):
             self._next_index += 1
             values = self._values(point)
             # Only a space of few discrete values repeats itself; skip repeats.
-            if not self._duplicate(values):
+            if not internals.is_duplicate(self, values):
                 return values
         return None
 
     @keras_tuner.synchronized
     def create_trial(self, tuner_id):
-        """keras-tuner 1.4.8's `Oracle.create_trial`, with trial ids of a fixed width.
+        """keras-tuner's `Oracle.create_trial` (internals.create_trial), with ids of a fixed width.
 
         keras-tuner pads a new trial's id to the digits of the *current* max_trials, so a study
         extended from 8 to 10 trials named its new trials 08 and 09 beside 0..7. Here the width is
-        the one the study's first trial got (`trial_id_width`) whatever max_trials becomes; the
-        rest is keras-tuner's logic, step for step.
+        the one the study's first trial got (`trial_id_width`) whatever max_trials becomes.
         """
-        if tuner_id in self.ongoing_trials:
-            return self.ongoing_trials[tuner_id]
-        self.tuner_ids.add(tuner_id)
-        if self._retry_queue:
-            trial = self.trials[self._retry_queue.pop()]
-            trial.status = _RUNNING
-            self.ongoing_trials[tuner_id] = trial
-            self.save()
-            self._display.on_trial_begin(trial)
-            return trial
+        if tuner_id in self.ongoing_trials or internals.retry_queue(self):
+            return internals.create_trial(self, tuner_id, None)  # No new id needed.
         number, width = len(self.trials), self.trial_id_width()
         while f"{number:0{width}d}" in self.trials:  # A trial directory was removed by hand.
             number += 1
-        trial_id = f"{number:0{width}d}"
-        if self.max_trials and len(self.trials) >= self.max_trials:
-            status, values = _STOPPED, None
-        else:
-            response = self.populate_space(trial_id)
-            status, values = response["status"], response.get("values")
-        hyperparameters = self.hyperparameters.copy()
-        hyperparameters.values = values or {}
-        trial = keras_tuner.engine.trial.Trial(
-            hyperparameters=hyperparameters, trial_id=trial_id, status=status
-        )
-        if status == _RUNNING:
-            self._record_values(trial)
-            self.ongoing_trials[tuner_id] = trial
-            self.trials[trial_id] = trial
-            self.start_order.append(trial_id)
-            self._save_trial(trial)
-            self.save()
-            self._display.on_trial_begin(trial)
-        if status == _STOPPED:
-            self.tuner_ids.remove(tuner_id)  # Tells the chief this tuner has left.
-        return trial
+        return internals.create_trial(self, tuner_id, f"{number:0{width}d}")
 
     def trial_id_width(self):
         """Digits of a trial id: those of the study's trial 0, else keras-tuner's (max_trials').
@@ -367,7 +339,7 @@ class _SpaceOracle(keras_tuner.Oracle):
         """
         self._next_index, self._pinned, self._sampler, self.space = 0, {}, None, self.search_space
         if trials:
-            first = trials[min(trials, key=_trial_number)]
+            first = trials[min(trials, key=trial_number)]
             registered = {hp.name for hp in first.hyperparameters.space}
             candidates = self._candidate_space(registered)
             self._fix_design([d.id for d in candidates.dimensions if d.id in registered])
@@ -392,12 +364,12 @@ class _SpaceOracle(keras_tuner.Oracle):
             return tuple(values.get(i) for i in dims)
 
         wanted = {}
-        for trial_id in sorted(trials, key=_trial_number):
+        for trial_id in sorted(trials, key=trial_number):
             wanted.setdefault(key(trials[trial_id].hyperparameters.values), trial_id)
         required = {key(trials[t].hyperparameters.values) for t in self._sequence_trials(trials)}
         found = {}
         # Each quasi-random trial skips at most _max_collisions repeats of earlier points.
-        for index in range((self._max_collisions + 1) * (len(trials) + 1)):
+        for index in range((internals.max_collisions(self) + 1) * (len(trials) + 1)):
             try:
                 point = self._sampler.point(index)
             except IndexError:  # halton_compat has max_trials points.
@@ -407,7 +379,7 @@ class _SpaceOracle(keras_tuner.Oracle):
                 found.setdefault(values_key, index)
                 if len(found) == len(wanted):
                     break
-        missing = sorted((wanted[k] for k in required - set(found)), key=_trial_number)
+        missing = sorted((wanted[k] for k in required - set(found)), key=trial_number)
         if missing:
             raise ConfigError(
                 f"trial {missing[0]}'s values are not a point of this study's quasi-random "
@@ -477,7 +449,7 @@ class _SpaceOracle(keras_tuner.Oracle):
             self._fix_design(ids, ours.get("design_fingerprint"))
 
 
-def _trial_number(trial_id):
+def trial_number(trial_id):
     """Creation order of keras-tuner trial ids ("0", "07", "10"); other ids sort last."""
     return (0, int(trial_id), "") if trial_id.isdigit() else (1, 0, trial_id)
 
@@ -622,7 +594,7 @@ class BayesianOracle(_SpaceOracle):
         # populate_space: trials before num_initial_points (warm start included) are
         # quasi-random; later ones are the GP's, or quasi-random when it found nothing new.
         initial = self.num_initial_points - len(self.warm_start)
-        return [t for t in trials if _trial_number(t)[0] == 0 and int(t) < initial]
+        return [t for t in trials if trial_number(t)[0] == 0 and int(t) < initial]
 
     def _to_minimize(self, score):
         return -score if self.objective.direction == "max" else score
@@ -664,7 +636,7 @@ class BayesianOracle(_SpaceOracle):
             self.last_acquisition = info["acquisition"]
             if point is not None:
                 values = self._values(point)
-                if self._duplicate(values):
+                if internals.is_duplicate(self, values):
                     values = None
         if values is None:
             # Too few observations for a GP yet, or nothing new found: quasi-random point.
