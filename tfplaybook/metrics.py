@@ -9,6 +9,11 @@ which is numerically the stabler choice), losses and metrics that take `from_log
 means the accuracy that fits the loss, as in Keras' `compile`: sparse categorical, categorical or
 binary.
 
+`label_smoothing` (default 0, checklist 47-48's regulariser) smooths the training loss of the
+cross-entropies: binary and categorical take it as Keras' own argument; sparse categorical labels
+are one-hot encoded against the model's output width first (Keras' sparse loss has no smoothing).
+Evaluation uses the unsmoothed loss, so validation losses stay comparable across trials.
+
 The loss is built with `reduction=None`: the loop needs one value per example to average over the
 global batch with the examples' weights (and weight-0 padding in evaluation).
 
@@ -102,16 +107,43 @@ def _takes(cls, argument):
     return argument in inspect.signature(cls.__init__).parameters
 
 
-def make_loss(config):
-    """The per-example loss, a Keras Loss with reduction=None (one value per example)."""
+def smoothable(loss):
+    """True when `loss` (an identifier or serialized loss) is a cross-entropy (pure Python)."""
+    name = loss.get("class_name") if isinstance(loss, dict) else loss
+    return isinstance(name, str) and _key(name) in _CROSSENTROPY | _BINARY
+
+
+def make_loss(config, training=True):
+    """The per-example loss, a Keras Loss with reduction=None (one value per example).
+
+    `training`: apply `label_smoothing` (evaluation never does).
+    """
+    import keras
+
     cls, kwargs = _loss_class(config["loss"])
     if _takes(cls, "from_logits"):
         kwargs.setdefault("from_logits", bool(config["from_logits"]))
     kwargs["reduction"] = None
+    smoothing = float(config.get("label_smoothing", 0.0)) if training else 0.0
+    sparse = smoothing and cls is keras.losses.SparseCategoricalCrossentropy
+    if smoothing:
+        if sparse:
+            cls = keras.losses.CategoricalCrossentropy
+            kwargs.pop("ignore_class", None)
+        kwargs["label_smoothing"] = smoothing
     try:
-        return cls(**kwargs)
+        loss = cls(**kwargs)
     except (TypeError, ValueError) as e:
         raise ConfigError(f"loss={config['loss']!r}: {e}".splitlines()[0]) from None
+    if not sparse:
+        return loss
+
+    def smoothed(labels, outputs):
+        classes = keras.ops.shape(outputs)[-1]
+        labels = keras.ops.reshape(keras.ops.cast(labels, "int32"), keras.ops.shape(outputs)[:-1])
+        return loss(keras.ops.one_hot(labels, classes, dtype=outputs.dtype), outputs)
+
+    return smoothed
 
 
 def _accuracy_for(config, name):

@@ -35,6 +35,7 @@ BASE_DEFAULTS = {
     "divergence_loss_factor": 20.0,
     "loss": "sparse_categorical_crossentropy",
     "from_logits": True,
+    "label_smoothing": 0.0,  # Training loss only; cross-entropy losses (tfplaybook.metrics).
     "data": {
         "eval_batch_size": 0,  # 0: the training batch size (checklist 83).
         "shuffle_buffer": 2048,

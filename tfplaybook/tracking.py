@@ -195,7 +195,11 @@ def check_study_dir(study_dir, config):
         # A trial's config holds its own values of the searched keys: those may differ.
         ignored |= {entry.get("name") for entry in config["study"].get("search_space", ())}
     if saved is not None:
-        differ = [k for k in config_lib.differing_keys(saved, config) if k not in ignored]
+        differ = [
+            k
+            for k in config_lib.differing_keys(saved, config)
+            if k not in ignored and not _added_at_default(saved, config, k)
+        ]
         if differ:
             raise config_lib.ConfigError(
                 f"--workdir={study_dir!r} holds a study of a different config (differs at: "
@@ -209,6 +213,22 @@ def check_study_dir(study_dir, config):
                 f"{before} this study was started with; it can only grow"
             )
     return _state(study_dir, config)
+
+
+def _added_at_default(saved, config, key):
+    """True for a key the study's config lacks (a setting added by a newer tfplaybook) whose
+    value is its base default: the trials ran with that behaviour, so it is no change."""
+    from tfplaybook import task as task_lib
+
+    try:
+        config_lib.get_path(saved, key)
+        return False
+    except KeyError:
+        pass
+    try:
+        return config_lib.get_path(task_lib.BASE_DEFAULTS, key) == config_lib.get_path(config, key)
+    except KeyError:
+        return False
 
 
 def _first_trial_config(study_dir):

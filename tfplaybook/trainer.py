@@ -169,6 +169,7 @@ class Trainer:
             config["data"], config["batch_size"], self.replicas
         )
         self.loss_fn = metrics_lib.make_loss(config)
+        self.eval_loss_fn = metrics_lib.make_loss(config, training=False)
         keras.config.set_dtype_policy(runtime.precision)
         keras.utils.set_random_seed(config["seed"])  # Same model init on every host (checklist 95).
         with self.strategy.scope():
@@ -199,7 +200,7 @@ class Trainer:
         clip_norm = float(self.config["optimizer"]["clip_norm"] or 0.0)
         loss_scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
         variables = model.trainable_variables
-        loss_fn = self.loss_fn
+        loss_fn, eval_loss_fn = self.loss_fn, self.eval_loss_fn
 
         def outputs_of(features, training):
             # Losses and metrics in float32 whatever the model's compute dtype (mixed precision).
@@ -262,7 +263,7 @@ class Trainer:
         def eval_replica_step(features, labels, weights):
             outputs = outputs_of(features, False)
             # Padding (weight 0) must not turn an infinite loss into NaN (0 x inf).
-            per_example = loss_fn(labels, outputs)
+            per_example = eval_loss_fn(labels, outputs)
             per_example = tf.where(weights > 0, per_example, tf.zeros_like(per_example))
             self.eval_loss.update_state(per_example, sample_weight=weights)
             for metric in self.eval_metrics.values():

@@ -14,7 +14,7 @@ divides the batch. Nothing here imports TensorFlow: a bad config answers before 
 import math
 import numbers
 
-from tfplaybook import choices, datasets, models, schedules
+from tfplaybook import choices, datasets, metrics, models, schedules
 from tfplaybook import task as task_lib
 from tfplaybook.config import ConfigError
 
@@ -140,6 +140,12 @@ def check_config(config, task=None, study=True):
         raise ConfigError(f"from_logits={config['from_logits']!r} must be true or false")
     if not isinstance(config["loss"], (str, dict)):
         raise ConfigError(f"loss={config['loss']!r} must be a Keras loss identifier")
+    _in_range("label_smoothing", config["label_smoothing"], 0, 1)
+    if config["label_smoothing"] and not metrics.smoothable(config["loss"]):
+        raise ConfigError(
+            f"label_smoothing={config['label_smoothing']!r} needs a cross-entropy loss; "
+            f"loss={config['loss']!r} has no labels to smooth"
+        )
     _check_optimizer(config["optimizer"])
     try:
         schedules.validate(config["schedule"], config["max_train_steps"])
