@@ -10,6 +10,7 @@ and another that does not. Curves are a function of progress p = step / max_trai
   early_peak  validation accuracy peaks at 5% of training, then falls (best step in the first 10%)
   noisy       like normal, with large step-to-step noise on every curve
   loss_up     like normal, but the training loss climbs back during the second half
+  plateau     rises linearly to its best at 50% of training and holds it (0.002 below), no noise
 
 Gradient norms are log-normal around `grad_norm_median` (90th percentile about 1.47x the median).
 """
@@ -63,6 +64,7 @@ _TIME_CONSTANTS = {
     "early_peak": 0.01,
     "noisy": 0.15,
     "loss_up": 0.15,
+    "plateau": None,
 }
 SHAPES = tuple(_TIME_CONSTANTS)
 
@@ -89,13 +91,13 @@ def curve_rows(
         raise ValueError(f"shape {shape!r} is not one of {', '.join(SHAPES)}")
     rng = np.random.RandomState(seed)
     tau = _TIME_CONSTANTS[shape]
-    noise = 0.1 if shape == "noisy" else 0.003
+    noise = 0.1 if shape == "noisy" else 0.0 if shape == "plateau" else 0.003
     start_accuracy, start_loss, end_loss = 0.1, 2.3, 0.05 + (1 - final_accuracy)
     last_step = diverge_at or max_train_steps
     rows = []
     for step in range(1, last_step + 1):
         p = step / max_train_steps
-        progress = 1 - math.exp(-p / tau)
+        progress = min(2 * p, 1.0) if tau is None else 1 - math.exp(-p / tau)
         norm = grad_norm_median * math.exp(0.3 * rng.randn())
         if diverge_at and step == diverge_at:
             rows.append((step, td.TRAIN, "loss", float("nan")))
@@ -116,6 +118,8 @@ def curve_rows(
             accuracy = start_accuracy + (final_accuracy - start_accuracy) * progress
             if shape == "overfit" and p > 0.4:
                 accuracy -= 0.1 * (p - 0.4) / 0.6
+            if shape == "plateau" and p > 0.5:
+                accuracy -= 0.002
             if shape == "early_peak" and p > 0.05:
                 accuracy -= 0.15 * (p - 0.05) / 0.95
             accuracy += noise * rng.randn()

@@ -11,6 +11,7 @@ MODES = (
     "tune",
     "train",
     "analyze",
+    "advise",
     "list",
     "batch_sweep",
     "lr_sweep",
@@ -26,11 +27,12 @@ MODE = flags.DEFINE_enum(
     "tune",
     MODES,
     "What to do: tune runs (or resumes) the experiment's study, train trains one configuration, "
-    "analyze (re)writes a study's report from its files, list prints the study index of the runs "
-    "root; batch_sweep, lr_sweep, warmup_sweep, probe and clip_advice run the playbook's "
-    "procedures and write their recommendation under --workdir; compare decides whether to "
-    "adopt --candidate over --baseline by rerunning both bests; bn_check prints per-replica "
-    "batch-norm statistics.",
+    "analyze (re)writes a study's report from its files, advise writes the next round's "
+    "experiment file (next_experiment.py) from a finished study's checks, list prints the study "
+    "index of the runs root; batch_sweep, lr_sweep, warmup_sweep, probe and clip_advice run the "
+    "playbook's procedures and write their recommendation under --workdir; compare decides "
+    "whether to adopt --candidate over --baseline by rerunning both bests; bn_check prints "
+    "per-replica batch-norm statistics.",
 )
 EXPERIMENT = flags.DEFINE_string(
     "experiment",

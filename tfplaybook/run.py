@@ -161,6 +161,24 @@ def run_analyze():
     return 0
 
 
+def run_advise():
+    """--mode=advise: the next round's experiment file from the finished study in --workdir."""
+    from tfplaybook.analysis import advise
+
+    workdir = flags.WORKDIR.value
+    if not workdir or not os.path.isfile(os.path.join(workdir, "study.json")):
+        raise config_lib.ConfigError(f"--workdir={workdir!r} is not a study directory")
+    advice = advise.advise(workdir)
+    path = advise.write_next_experiment(advice)
+    print(f"{advice.summary}:")
+    for number, change in enumerate(advice.changes, 1):
+        print(f"  {number}. {change.reason}")
+    for note in advice.notes:
+        print(f"  note: {note}")
+    print(f"next experiment: {path}")
+    return 0
+
+
 def run_list():
     """--mode=list: print the study index of the runs root as a table."""
     from tfplaybook import tracking
@@ -331,6 +349,7 @@ _MODES = {
     "tune": run_tune,
     "train": run_train,
     "analyze": run_analyze,
+    "advise": run_advise,
     "compare": run_compare,
     "list": run_list,
     "bn_check": run_bn_check,

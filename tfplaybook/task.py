@@ -89,6 +89,19 @@ class Task:
         return entry.make, entry.describe
 
 
+def _not_loaded(*args, **kwargs):
+    raise ConfigError("the study's own task function is not loaded here: analysis reads files only")
+
+
+def declared(functions, source="study.json"):
+    """A Task that knows only which of FUNCTIONS a study's experiment defined (study.json).
+
+    For checking a config without importing the user's code (analysis, --mode=advise): the
+    functions themselves raise ConfigError if called.
+    """
+    return Task(**{name: _not_loaded for name in functions if name in FUNCTIONS}, source=source)
+
+
 def _model_name(config):
     name = (config.get("model") or {}).get("name")
     if not name:

@@ -26,6 +26,7 @@ import keras_tuner
 from tfplaybook import config as config_lib
 from tfplaybook import internals, progress
 from tfplaybook import strategy as strategy_lib
+from tfplaybook import task as task_lib
 from tfplaybook import tracking
 from tfplaybook import trainer as train
 from tfplaybook import trial_dir as td
@@ -196,8 +197,9 @@ def _short(value):
     return str(value)
 
 
-def write_study_json(study_dir, config, space, experiment_path):
+def write_study_json(study_dir, config, space, experiment_path, task=None):
     study = config["study"]
+    functions = [n for n in task_lib.FUNCTIONS if getattr(task, n, None) is not None]
     td.atomic_write_json(
         os.path.join(study_dir, STUDY),
         {
@@ -211,6 +213,8 @@ def write_study_json(study_dir, config, space, experiment_path):
             "batch_size": config["batch_size"],
             # The config the study runs: a rerun with another one is refused (tracking).
             "config": config,
+            # Which task functions the experiment defines (analysis checks configs without them).
+            "task_functions": functions,
         },
     )
 
@@ -308,7 +312,7 @@ def _search(config, study_dir, runtime, experiment_path, task, max_minutes, spac
     tuner = PlaybookTuner(oracle, config, space, runtime, study_dir, task, deadline)
     tuner.cut_short = False
     os.makedirs(study_dir, exist_ok=True)
-    write_study_json(study_dir, config, space, experiment_path)
+    write_study_json(study_dir, config, space, experiment_path, task)
     try:
         if os.environ.get("KERASTUNER_TUNER_ID") in (None, "chief"):  # Workers leave these.
             write_hparams_config(study_dir, space, config["objective"])

@@ -9,11 +9,11 @@ writes, each atomically:
   trials.csv          one row per trial (see `export`)
   checks.json         the check results as data
 
-Sections have stable ids: summary, checks, axis-plots, isolation-plots, training-curves,
-best-step, gradient-norms, then any `extra_sections` a procedure adds (id, title, html, md and
-optionally figures), then trials. A tiny inline script records, on load, how many images
-decoded and which sections exist in a hidden `#render-check` element, so a headless browser
-can verify the page.
+Sections have stable ids: summary, checks, next-round (the advice of `--mode=advise`),
+axis-plots, isolation-plots, training-curves, best-step, gradient-norms, trial-budget, then
+any `extra_sections` a procedure adds (id, title, html, md and optionally figures), then trials.
+A tiny inline script records, on load, how many images decoded and which sections exist in a
+hidden `#render-check` element, so a headless browser can verify the page.
 
 `write_comparison_report(out_dir, decision, details)` renders an adoption decision
 (`compare.decide`) the same way.
@@ -25,9 +25,11 @@ import json
 import os
 
 from tfplaybook import trial_dir as td
+from tfplaybook.analysis import advise as advise_lib
 from tfplaybook.analysis import budget
 from tfplaybook.analysis import checks as checks_lib
 from tfplaybook.analysis import export, plots, study_data
+from tfplaybook.config import ConfigError
 
 FILES_DIR = "report_files"
 _TRIAL_COLUMNS = ("trial_id", "status", "objective", "best_step")
@@ -40,6 +42,7 @@ CHECKLIST_NOTE = (
 STANDARD_SECTIONS = (
     "summary",
     "checks",
+    "next-round",
     "axis-plots",
     "isolation-plots",
     "training-curves",
@@ -244,6 +247,24 @@ def _checks(results, thresholds):
     )
 
 
+def _next_round(study_dir, study, thresholds, results):
+    """The next round's design, as `--mode=advise` writes it (analysis.advise)."""
+    try:
+        advice = advise_lib.advise(study_dir, thresholds, study=study, results=results)
+    except ConfigError as e:
+        return _paragraph(f"No advice: {e}.")
+    command = (
+        f"python -m tfplaybook.run --mode=advise --workdir={study_dir} writes it as "
+        f"{advise_lib.NEXT_EXPERIMENT}, an experiment file with one commented change per finding."
+    )
+    parts = [_paragraph(f"{advice.summary[0].upper()}{advice.summary[1:]}. {command}")]
+    if advice.changes:
+        parts.append(_table(("finding", "change"), [(c.check, c.reason) for c in advice.changes]))
+    if advice.notes:
+        parts.append(_table(("left to you",), [(n,) for n in advice.notes]))
+    return _join(*parts)
+
+
 def _figures(page, items, empty_text, intro):
     """items: (name, figure-or-None, alt). Returns (html, md)."""
     parts = [_paragraph(intro)]
@@ -387,6 +408,9 @@ def write_report(study_dir, thresholds=None, extra_sections=None, baseline_study
     page = _Page(study_dir, f"Study report: {study.name}")
     page.add("summary", "Summary", *_summary(study, results))
     page.add("checks", "Post-study checks (checklist 40-52, 69, 98, 119)", *_checks(results, th))
+    page.add(
+        "next-round", "Next round (checklist 23-27)", *_next_round(study_dir, study, th, results)
+    )
     sections, intros = _figure_sections(study, th)
     for section_id, title, empty, figures in sections:
         page.add(section_id, title, *_figures(page, figures, empty, intros[section_id]))
