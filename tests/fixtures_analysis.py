@@ -11,6 +11,7 @@ and another that does not. Curves are a function of progress p = step / max_trai
   noisy       like normal, with large step-to-step noise on every curve
   loss_up     like normal, but the training loss climbs back during the second half
   plateau     rises linearly to its best at 50% of training and holds it (0.002 below), no noise
+  periodic    like normal, plus a validation wave of amplitude 0.02 every 100 steps (5 evaluations)
 
 Gradient norms are log-normal around `grad_norm_median` (90th percentile about 1.47x the median).
 """
@@ -65,6 +66,7 @@ _TIME_CONSTANTS = {
     "noisy": 0.15,
     "loss_up": 0.15,
     "plateau": None,
+    "periodic": 0.15,
 }
 SHAPES = tuple(_TIME_CONSTANTS)
 
@@ -118,6 +120,8 @@ def curve_rows(
             accuracy = start_accuracy + (final_accuracy - start_accuracy) * progress
             if shape == "overfit" and p > 0.4:
                 accuracy -= 0.1 * (p - 0.4) / 0.6
+            if shape == "periodic":
+                accuracy += 0.02 * math.sin(2 * math.pi * step / 100)
             if shape == "plateau" and p > 0.5:
                 accuracy -= 0.002
             if shape == "early_peak" and p > 0.05:

@@ -150,6 +150,10 @@ def normal_curves(tmp):
     return _shape_study(tmp, "normal")
 
 
+def periodic_curves(tmp):
+    return _shape_study(tmp, "periodic")
+
+
 def still_improving(tmp):
     return _shape_study(tmp, "improving")
 
@@ -215,6 +219,7 @@ CASES = {
     "saturated_early": (saturated, normal_curves),
     "training_loss_increasing": (loss_rises, normal_curves),
     "best_step_position": (best_step_early, best_step_mid),
+    "periodicity": (periodic_curves, normal_curves),
     "adam_budget": (adam_under_tuned, adam_budget_fits),
     "clipping": (clipping_most_steps, clipping_at_p90),
 }

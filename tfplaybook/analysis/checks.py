@@ -24,7 +24,7 @@ import dataclasses
 import numpy as np
 
 from tfplaybook import trial_dir as td
-from tfplaybook.analysis import study_data
+from tfplaybook.analysis import periodicity, study_data
 
 OK, WARNING, NA = "ok", "warning", "n/a"
 _MINE = " tfplaybook's choice."
@@ -107,6 +107,11 @@ THRESHOLDS = {
     "best_step_consistency": (
         0.75,
         "69: 'always' / 'consistently' = at least this fraction of completed trials." + _MINE,
+    ),
+    "periodicity_max_p_value": (
+        1e-4,
+        "85: a validation curve is periodic when its phase-folding test (analysis.periodicity) "
+        "gives a Bonferroni-adjusted p-value below this." + _MINE,
     ),
     "clipped_fraction_max": (0.5, "119: the playbook's 'more than 50% of updates clipped'."),
     "optimizer_prefixes": (
@@ -459,6 +464,46 @@ def _saturated_early(study, th):
     return _on_best_trials(study, th, measure, "Saturated long before the last step")
 
 
+def _periodic(study, th):
+    judged = []
+
+    def measure(trial):
+        steps, values = _curve(trial, td.VALIDATION, study.metric)
+        if not periodicity.judgeable(len(values)):
+            return None
+        judged.append(trial.id)
+        found = periodicity.period(values, th["periodicity_max_p_value"])
+        interval = int(np.median(np.diff(steps))) if len(steps) > 1 else 0
+        if found is None:
+            return {"trial": trial.id, "flagged": False}
+        lag, p_value = found
+        return {
+            "trial": trial.id,
+            "period_evaluations": lag,
+            "period_steps": lag * interval,
+            "p_value": float(f"{p_value:.3g}"),
+            "flagged": True,
+        }
+
+    verdict, finding, numbers = _on_best_trials(study, th, measure, "Periodic validation curves")
+    if not judged:
+        need = periodicity.MIN_POINTS
+        return (
+            NA,
+            f"Too few evaluations to see a period (at least {need} after the first 20% of "
+            "training): evaluate more often (eval_every_steps) to check.",
+            {},
+        )
+    if verdict == WARNING:
+        periods = ", ".join(
+            f"{r['trial']} every {r['period_steps']} steps"
+            for r in numbers["trials"]
+            if r["flagged"]
+        )
+        finding = f"Periodic validation curves: {periods}."
+    return verdict, finding, numbers
+
+
 def _training_loss_increasing(study, th):
     results = []
     for trial in (t for t in study.trials if t.completed):
@@ -722,6 +767,16 @@ _CHECKS = (
         "Consistently in the last 25%: train longer and re-tune the learning-rate decay "
         "schedule.",
         _best_step_position,
+    ),
+    _Check(
+        "periodicity",
+        "Periodic pattern in validation curves",
+        (85,),
+        ("periodicity_max_p_value", "curve_checks_top_k"),
+        "A validation curve that repeats with a fixed period often repeats with the data: check "
+        "that the training set does not overlap the validation set and that the training data "
+        "is shuffled across epochs (compare the period with the steps per epoch).",
+        _periodic,
     ),
     _Check(
         "adam_budget",
