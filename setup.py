@@ -28,7 +28,16 @@ setup(
         "tensorboard",
     ],
     extras_require={
-        "test": ["pytest", "pytest-xdist", "pandas"],
+        # gs:// study directories (tfplaybook.storage); imported only when a gs:// path is used.
+        "gcs": ["google-cloud-storage>=3.17.1"],
+        # The storage tests run against a GCS API on loopback (gcp-storage-emulator).
+        "test": [
+            "pytest",
+            "pytest-xdist",
+            "pandas",
+            "google-cloud-storage>=3.17.1",
+            "gcp-storage-emulator>=2026.7.19",
+        ],
         "dev": ["pytest", "pytest-xdist", "pandas", "black", "isort", "ruff"],
     },
 )
