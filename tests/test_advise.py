@@ -216,6 +216,13 @@ def test_a_real_study_whose_learning_rates_are_too_low_gets_a_range_extended_upw
         timeout=600,
     )
     assert out.returncode == 0, out.stderr[-2000:]
+    # The study exported its best trial, and only that one (tfplaybook.best_export).
+    exported = sorted(p.parent.parent.name for p in study.glob("trial_*/export/export.json"))
+    best = max(
+        (p for p in study.glob("trial_*") if (p / "status.json").exists()),
+        key=lambda p: json.loads((p / "status.json").read_text()).get("best_value", -1),
+    )
+    assert exported == [best.name]
     before = snapshot(study)
     out = run_cli("--mode=advise", f"--workdir={study}")
     assert out.returncode == 0, out.stderr[-2000:]

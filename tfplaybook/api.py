@@ -194,10 +194,24 @@ def run_studies(
             f"({summary['status']})"
         )
         print(f"report: {report_path}", flush=True)
-        results.append(
-            StudyResult(study_dir, config["objective"], trial_results(study_dir), report_path)
-        )
+        result = StudyResult(study_dir, config["objective"], trial_results(study_dir), report_path)
+        _export_best_trial(result, task, run_options)
+        results.append(result)
     return results
+
+
+def _export_best_trial(result, task, run_options):
+    """The study's best trial exported once (tfplaybook.best_export), not every trial."""
+    from tfplaybook import best_export
+    from tfplaybook import trial_dir as td
+
+    best = result.best_trial
+    if best is None or best_export.exported(best.directory):
+        return
+    config = td.read_config(best.directory)
+    path = best_export.export_best(best.directory, config, task, run_options.download)
+    if path and run_options.verbose:
+        print(f"exported the best trial: {path}", flush=True)
 
 
 def _record(index, study_dir, config, experiment, notes, command, status=None):
@@ -293,7 +307,7 @@ def train(
     full, task, _, workdir, options = _start(
         experiment, config, build_model, make_dataset, overrides, workdir, "train", runtime_options
     )
-    status = train_lib.train(full, workdir, options, task=task)
+    status = train_lib.train(full, workdir, options, task=task, export=True)
     return TrialResult(
         id=os.path.basename(os.path.normpath(workdir)),
         directory=workdir,

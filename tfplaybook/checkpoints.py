@@ -19,7 +19,7 @@ from tfplaybook import selection, trial_dir
 BEST = trial_dir.BEST
 LATEST = trial_dir.LATEST
 _INDEX = trial_dir.BEST_INDEX
-_SUFFIX = ".weights.h5"
+WEIGHTS_SUFFIX = ".weights.h5"
 
 
 class BestCheckpoints(keras.callbacks.ModelCheckpoint):
@@ -30,7 +30,7 @@ class BestCheckpoints(keras.callbacks.ModelCheckpoint):
         the measurements) lets a damaged index.json be rebuilt."""
         os.makedirs(directory, exist_ok=True) if is_chief else None
         super().__init__(
-            filepath=os.path.join(directory, "step-{epoch:08d}" + _SUFFIX),
+            filepath=os.path.join(directory, "step-{epoch:08d}" + WEIGHTS_SUFFIX),
             monitor=monitor,
             mode=goal,
             save_best_only=False,
@@ -64,9 +64,9 @@ class BestCheckpoints(keras.callbacks.ModelCheckpoint):
     def _steps_on_disk(self):
         steps = []
         for name in os.listdir(self.directory) if os.path.isdir(self.directory) else ():
-            if name.startswith("step-") and name.endswith(_SUFFIX):
+            if name.startswith("step-") and name.endswith(WEIGHTS_SUFFIX):
                 try:
-                    steps.append(int(name[len("step-") : -len(_SUFFIX)]))
+                    steps.append(int(name[len("step-") : -len(WEIGHTS_SUFFIX)]))
                 except ValueError:
                     continue
         return steps
@@ -85,13 +85,13 @@ class BestCheckpoints(keras.callbacks.ModelCheckpoint):
         listed = {k["step"] for k in self.kept}
         for name in os.listdir(self.directory):
             stray_tmp = name.startswith(".tmp-")
-            step_file = name.startswith("step-") and name.endswith(_SUFFIX)
+            step_file = name.startswith("step-") and name.endswith(WEIGHTS_SUFFIX)
             if stray_tmp or (step_file and name not in {self._name(s) for s in listed}):
                 os.remove(os.path.join(self.directory, name))
 
     @staticmethod
     def _name(step):
-        return f"step-{step:08d}{_SUFFIX}"
+        return f"step-{step:08d}{WEIGHTS_SUFFIX}"
 
     def path_for(self, step):
         return os.path.join(self.directory, self._name(step))

@@ -17,6 +17,11 @@ Evaluation uses the unsmoothed loss, so validation losses stay comparable across
 The loss is built with `reduction=None`: the loop needs one value per example to average over the
 global batch with the examples' weights (and weight-0 padding in evaluation).
 
+Classification evaluations also count correct predictions (checklist 89, `make_class_counts`):
+`correct_count` and `example_count` over the whole evaluation set, and per class
+`correct_count/K` and `example_count/K` up to CLASS_COUNTS_MAX_CLASSES classes, so that a gain of
+0.1% can be seen to be one example of a rare class.
+
 Name resolution is pure Python (`metric_name`, `metric_names`); building objects imports Keras.
 """
 
@@ -40,6 +45,7 @@ MAXIMISED = (
     "iou",
     "mean_iou",
 )
+CLASS_COUNTS_MAX_CLASSES = 32  # Above: totals only (two rows per evaluation, not 2 per class).
 _CROSSENTROPY = {"sparsecategoricalcrossentropy", "categoricalcrossentropy"}
 _BINARY = {"binarycrossentropy", "binaryfocalcrossentropy"}
 
@@ -191,3 +197,79 @@ def is_classification(config):
     """True when the loss is a categorical cross-entropy (integer or one-hot class labels)."""
     cls, _ = _loss_class(config["loss"])
     return _key(cls.__name__) in _CROSSENTROPY
+
+
+def count_kind(config):
+    """ "sparse", "one_hot" or "binary" for a classification loss, else None (pure Python)."""
+    name = config["loss"].get("class_name") if isinstance(config["loss"], dict) else config["loss"]
+    key = _key(name) if isinstance(name, str) else ""
+    aliases = {"sparsecategoricalcrossentropy": "sparse", "categoricalcrossentropy": "one_hot"}
+    if key in aliases:
+        return aliases[key]
+    return "binary" if key in _BINARY else None
+
+
+def make_class_counts(config, num_classes=None):
+    """A Keras metric counting correct predictions per class, or None for a non-classification
+    loss. `num_classes` (the model's output width; 2 for one binary logit) enables the per-class
+    counts when it is at most CLASS_COUNTS_MAX_CLASSES; otherwise only the totals are kept.
+
+    `counts.results()` returns {"correct_count": .., "example_count": .., "correct_count/K": ..}.
+    Examples of weight 0 (evaluation padding) are not counted.
+    """
+    import keras
+    from keras import ops
+
+    kind = count_kind(config)
+    if kind is None:
+        return None
+    threshold = 0.0 if config["from_logits"] else 0.5
+    width = num_classes if num_classes and num_classes <= CLASS_COUNTS_MAX_CLASSES else 0
+
+    class ClassCounts(keras.metrics.Metric):
+        def __init__(self):
+            super().__init__(name="class_counts")
+            self.totals = self.add_variable(shape=(2,), initializer="zeros", name="totals")
+            if width:
+                self.per_class = self.add_variable(
+                    shape=(2, width), initializer="zeros", name="per_class"
+                )
+
+        def update_state(self, labels, outputs, sample_weight=None):
+            if kind == "binary":
+                predicted = ops.cast(ops.reshape(outputs, (-1,)) > threshold, "int32")
+                truth = ops.cast(ops.reshape(labels, (-1,)) > 0.5, "int32")
+            else:
+                predicted = ops.cast(ops.argmax(outputs, axis=-1), "int32")
+                predicted = ops.reshape(predicted, (-1,))
+                if kind == "one_hot":
+                    truth = ops.reshape(ops.cast(ops.argmax(labels, axis=-1), "int32"), (-1,))
+                else:
+                    truth = ops.reshape(ops.cast(labels, "int32"), (-1,))
+            weights = ops.ones_like(predicted, "float32")
+            if sample_weight is not None:
+                weights = ops.reshape(ops.cast(sample_weight, "float32"), (-1,))
+            counted = ops.cast(weights > 0, "float32")
+            correct = ops.cast(ops.equal(predicted, truth), "float32") * counted
+            self.totals.assign_add(ops.stack([ops.sum(correct), ops.sum(counted)]))
+            if width:
+                one_hot = ops.one_hot(truth, width) * counted[:, None]
+                self.per_class.assign_add(
+                    ops.stack([ops.sum(one_hot * correct[:, None], 0), ops.sum(one_hot, 0)])
+                )
+
+        def result(self):
+            return self.totals
+
+        def results(self):
+            """{name: count} for the measurements (Python numbers)."""
+            totals = ops.convert_to_numpy(self.totals)
+            out = {"correct_count": float(totals[0]), "example_count": float(totals[1])}
+            if width:
+                per_class = ops.convert_to_numpy(self.per_class)
+                for k in range(width):
+                    out[f"correct_count/{k}"] = float(per_class[0, k])
+                    out[f"example_count/{k}"] = float(per_class[1, k])
+            return out
+
+    return ClassCounts()

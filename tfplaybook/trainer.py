@@ -20,7 +20,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfplaybook import batchnorm
+from tfplaybook import batchnorm, best_export
 from tfplaybook import checkpoints as ckpt_lib
 from tfplaybook import config as config_lib
 from tfplaybook import data as data_lib
@@ -189,6 +189,7 @@ class Trainer:
             self.train_metrics = metrics_lib.make_metrics(config)
             self.eval_loss = keras.metrics.Mean("loss")
             self.eval_metrics = metrics_lib.make_metrics(config)
+            self.class_counts = metrics_lib.make_class_counts(config, _output_width(self.model))
         _disable_optimizer_all_reduce(self.optimizer)
         self._build_functions()
 
@@ -268,6 +269,8 @@ class Trainer:
             self.eval_loss.update_state(per_example, sample_weight=weights)
             for metric in self.eval_metrics.values():
                 metric.update_state(labels, outputs, sample_weight=weights)
+            if self.class_counts is not None:
+                self.class_counts.update_state(labels, outputs, sample_weight=weights)
 
         @tf.function
         def eval_loop(iterator, num_steps):
@@ -307,9 +310,13 @@ class Trainer:
         self.eval_loss.reset_state()
         for metric in self.eval_metrics.values():
             metric.reset_state()
+        if self.class_counts is not None:
+            self.class_counts.reset_state()
         self._eval_loop(iter(eval_ds), tf.constant(self.eval_steps))
         results = {"loss": float(self.eval_loss.result())}
         results.update({name: _scalar(m.result()) for name, m in self.eval_metrics.items()})
+        if self.class_counts is not None:  # Checklist 89: counts, not only rates.
+            results.update(self.class_counts.results())
         return results
 
     def _log(self, text):
@@ -525,6 +532,23 @@ class Trainer:
         return td.write_status(self.workdir, status, reason, **fields)
 
 
+def _export(workdir, config, task, runtime):
+    path = best_export.export_best(workdir, config, task, runtime.download)
+    if path and runtime.verbose:
+        print(f"exported the best checkpoint: {path}", flush=True)
+
+
+def _output_width(model):
+    """The width of a single-output model's last axis (2 for one binary logit), else None."""
+    try:
+        shape = model.output_shape
+    except (AttributeError, ValueError, RuntimeError):
+        return None
+    if not isinstance(shape, tuple) or not shape or not isinstance(shape[-1], int):
+        return None
+    return 2 if shape[-1] == 1 else shape[-1]
+
+
 def _scalar(value):
     """A metric result as one float (a vector-valued metric such as F1 per class: its mean)."""
     return float(np.mean(np.asarray(value, dtype=np.float64)))
@@ -546,10 +570,13 @@ def write_trial_hparams(writer, workdir):
         hp.hparams(values, trial_id=os.path.basename(os.path.normpath(workdir)))
 
 
-def train(config, workdir, runtime, strategy=None, task=None):
+def train(config, workdir, runtime, strategy=None, task=None, export=False):
     """Trains one configuration into `workdir` (the trial directory); resumes if interrupted.
 
-    Everything that can be wrong with the input is checked before anything is written.
+    Everything that can be wrong with the input is checked before anything is written. With
+    `export`, the chief then writes WORKDIR/export/ from the best checkpoint (predictions on a
+    fixed sample, .keras and SavedModel: tfplaybook.best_export), also for a run that had
+    finished before without one.
 
     Returns:
       The final status dict.
@@ -562,6 +589,8 @@ def train(config, workdir, runtime, strategy=None, task=None):
     if previous and previous["status"] in td.FINISHED:
         if runtime.verbose:
             print(f"{workdir}: already {previous['status']}; nothing to do", flush=True)
+        if export and not best_export.exported(workdir):
+            _export(workdir, config, task, runtime)
         return previous
     trainer = Trainer(config, workdir, runtime, strategy, task)
     if (
@@ -584,7 +613,10 @@ def train(config, workdir, runtime, strategy=None, task=None):
         if trainer.is_chief:
             os.makedirs(workdir, exist_ok=True)
             td.write_config(workdir, config)
-        return trainer.run()
+        status = trainer.run()
+        if export and trainer.is_chief:
+            _export(workdir, config, trainer.task, runtime)
+        return status
     except (OSError, tf.errors.OpError) as e:
         # A full or read-only disk mid-run: one line, and the atomic state files stay resumable.
         error = workdir_lib.disk_error(e, workdir)

@@ -5,7 +5,9 @@ Columns, in order:
   trial_id, status, reason, feasible, objective, best_step, max_train_steps, batch_size
   hp:<dimension id>      the trial's value (empty when a conditional dimension was inactive)
   role:<dimension id>    scientific | nuisance | fixed, repeated on every row
-  final:<split>/<metric> the last logged value of every measured series
+  final:<split>/<metric> the last logged value of every measured series (per-class series such
+                         as correct_count/7 are left to measurements.jsonl: one column per class
+                         would bury the rest)
 
 One header row and one row per trial, so `pandas.read_csv` gives numeric columns for numbers; the
 roles sit in their own string columns rather than in a second header row, which would turn every
@@ -43,7 +45,9 @@ def _cell(value):
 def trial_table(study):
     """Returns (header, rows) for the study's trials; rows are lists of Python values."""
     dims = [d.id for d in study.dimensions]
-    series = sorted({key for trial in study.trials for key in trial.series})
+    series = sorted(
+        {key for trial in study.trials for key in trial.series if "/" not in key[1]}
+    )
     header = list(BASE_COLUMNS)
     header += [f"hp:{d}" for d in dims] + [f"role:{d}" for d in dims]
     header += [f"final:{split}/{metric}" for split, metric in series]
