@@ -1,4 +1,4 @@
-"""The best checkpoint exported (checklist 87): predictions on a fixed sample, .keras, SavedModel."""
+"""The best checkpoint exported (checklist 87): predictions on a sample, .keras, SavedModel."""
 
 import json
 import os

@@ -72,6 +72,43 @@ def test_compare_adopts_a_clearly_better_candidate_and_keeps_an_equal_one(tmp_pa
     assert td.read_json(tmp_path / "same" / "decision.json")["decision"] == "keep baseline"
 
 
+def test_rerun_vary_separates_initialisation_from_data_order(tmp_path):
+    make_study(tmp_path / "a", 3e-3)
+    out = run_cli(
+        "--mode=compare",
+        f"--baseline={tmp_path / 'a'}",
+        f"--candidate={tmp_path / 'a'}",
+        "--reruns=2",
+        "--rerun_vary=sources",
+        f"--workdir={tmp_path / 'cmp'}",
+        "--quiet",
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    decision = td.read_json(tmp_path / "cmp" / "decision.json")
+    assert decision["rerun_vary"] == "sources"
+    assert set(decision["variance_sources"]["baseline"]) == {"both", "init", "data"}
+    assert "baseline rerun standard deviation by source: both " in out.stdout
+
+    def seeds(name):
+        status = td.read_status(str(tmp_path / "cmp" / "baseline" / name))
+        return status["seeds"]["model_init"], status["seeds"]["data_shuffle_base"]
+
+    original = td.read_config(adoption_best(tmp_path / "a"))["seed"]
+    init = [seeds(f"rerun_init_{k}") for k in (1, 2)]
+    data = [seeds(f"rerun_data_{k}") for k in (1, 2)]
+    both = [seeds(f"rerun_{k}") for k in (1, 2)]
+    assert [d for _, d in init] == [original, original]  # Data order kept...
+    assert len({i for i, _ in init}) == 2  # ...initialisation changed.
+    assert [i for i, _ in data] == [original, original] and len({d for _, d in data}) == 2
+    assert all(i == d for i, d in both) and len(set(both)) == 2
+
+
+def adoption_best(study_dir):
+    from tfplaybook import adoption
+
+    return adoption.best_trial(str(study_dir))[0]
+
+
 def test_compare_refuses_a_directory_without_trials(tmp_path):
     (tmp_path / "empty").mkdir()
     make_study(tmp_path / "ok", 3e-3)

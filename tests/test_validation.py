@@ -17,6 +17,9 @@ DIABETES = os.path.join(REPO, "experiments", "diabetes_regression.py")
 
 BAD_OVERRIDES = [
     ("model.dropout=1.5", "model.dropout=1.5 must be in [0, 1)"),
+    ("data_seed=-3", "data_seed=-3"),
+    ("data_seed=1.5", "data_seed=1.5"),
+    ("label_smoothing=1.2", "label_smoothing=1.2 must be in [0, 1)"),
     ("model.name=nope", "model.name='nope' is not one of cnn, mlp, resnet"),
     ("optimizer.name=lion", "optimizer.name='lion' is not one of sgd"),
     ("schedule.name=step", "schedule.name='step' is not one of constant"),

@@ -1,10 +1,17 @@
 """Deciding whether to adopt a change (checklist 57-61): rerun both bests, then apply the rule.
 
 `--mode=compare --baseline=STUDY --candidate=STUDY --reruns=N` takes the best completed trial of
-each study, re-trains its exact config N times with new seeds (trial variance: initialisation,
-data order), and adopts the candidate only if a one-sided Welch t-test on the reruns finds it
-better at level 0.05 (`tfplaybook.analysis.compare.decide`). Reruns are ordinary trial
-directories, so an interrupted comparison resumes where it stopped.
+each study, re-trains its exact config N times with new seeds (trial variance), and adopts the
+candidate only if a one-sided Welch t-test on the reruns finds it better at level 0.05
+(`tfplaybook.analysis.compare.decide`). Reruns are ordinary trial directories, so an interrupted
+comparison resumes where it stopped.
+
+Which seeds change (`--rerun_vary`, the variance sources of checklist 59): `both` (default) gives
+each rerun a new `seed` and with it a new data order; `init` a new `seed` (initialisation and
+dropout) with the data order of the original (`data_seed` kept); `data` a new data order
+(`data_seed`) with the original initialisation. `sources` runs all three sets of reruns, decides
+on `both`, and reports each arm's standard deviation per source, so a user can see whether the
+trial-to-trial noise comes from the initialisation or from the data order.
 """
 
 import os
@@ -56,18 +63,42 @@ def study_task(study_dir):
     return task_lib.load(experiment)[1]
 
 
-def rerun(config, out_dir, reruns, runtime, task=None):
-    """Trains `config` with seeds seed+1 .. seed+reruns; returns the best values."""
+VARY = ("both", "init", "data")
+VARY_CHOICES = VARY + ("sources",)
+_PREFIX = {"both": "rerun", "init": "rerun_init", "data": "rerun_data"}
+
+
+def seeded(config, k, vary="both"):
+    """The config of rerun k (k >= 1) when `vary` ("both", "init" or "data") seeds change."""
+    if vary not in VARY:
+        raise config_lib.ConfigError(f"--rerun_vary={vary!r}; allowed: {', '.join(VARY_CHOICES)}")
+    data_seed = config.get("data_seed")
+    original_data = config["seed"] if data_seed is None else data_seed
+    if vary == "both":
+        return dict(config, seed=config["seed"] + k)
+    if vary == "init":
+        return dict(config, seed=config["seed"] + k, data_seed=original_data)
+    return dict(config, data_seed=original_data + k)
+
+
+def rerun(config, out_dir, reruns, runtime, task=None, vary="both"):
+    """Trains rerun 1..reruns of `config` (seeds per `vary`); returns the best values."""
     values = []
     for k in range(1, reruns + 1):
-        seeded = dict(config, seed=config["seed"] + k)
-        status = train.train(seeded, os.path.join(out_dir, f"rerun_{k}"), runtime, task=task)
+        directory = os.path.join(out_dir, f"{_PREFIX[vary]}_{k}")
+        status = train.train(seeded(config, k, vary), directory, runtime, task=task)
         values.append(status.get("best_value") if status["status"] == td.COMPLETED else None)
     return [float("nan") if v is None else v for v in values]
 
 
-def compare_studies(baseline_dir, candidate_dir, reruns, out_dir, runtime):
-    """Reruns both bests and writes the decision report into `out_dir`; returns the decision."""
+def compare_studies(baseline_dir, candidate_dir, reruns, out_dir, runtime, vary="both"):
+    """Reruns both bests and writes the decision report into `out_dir`; returns the decision.
+
+    With vary="sources" the decision (on the "both" reruns) also holds "variance_sources":
+    {arm: {source: standard deviation}}.
+    """
+    if vary not in VARY_CHOICES:
+        raise config_lib.ConfigError(f"--rerun_vary={vary!r}; allowed: {', '.join(VARY_CHOICES)}")
     if reruns < 2:
         raise config_lib.ConfigError(
             f"--reruns={reruns}: at least 2 reruns per study are needed to measure trial variance"
@@ -80,22 +111,36 @@ def compare_studies(baseline_dir, candidate_dir, reruns, out_dir, runtime):
             f"the studies optimise different objectives ({base_config['objective']} vs "
             f"{cand_config['objective']}); compare studies of the same objective"
         )
-    baseline_values = rerun(
-        base_config, os.path.join(out_dir, "baseline"), reruns, runtime, study_task(baseline_dir)
+    arms = {
+        "baseline": (base_config, study_task(baseline_dir)),
+        "candidate": (cand_config, study_task(candidate_dir)),
+    }
+    sources = VARY if vary == "sources" else (vary,)
+    values = {
+        (arm, source): rerun(config, os.path.join(out_dir, arm), reruns, runtime, task, source)
+        for source in sources
+        for arm, (config, task) in arms.items()
+    }
+    decide_on = "both" if vary == "sources" else vary
+    decision = compare.decide(
+        values[("baseline", decide_on)], values[("candidate", decide_on)], goal
     )
-    candidate_values = rerun(
-        cand_config, os.path.join(out_dir, "candidate"), reruns, runtime, study_task(candidate_dir)
-    )
-    decision = compare.decide(baseline_values, candidate_values, goal)
-    report.write_comparison_report(
-        out_dir,
-        decision,
-        {
-            "baseline study": baseline_dir,
-            "baseline trial": base_trial,
-            "candidate study": candidate_dir,
-            "candidate trial": cand_trial,
-            "reruns": reruns,
-        },
-    )
+    decision["rerun_vary"] = vary
+    details = {
+        "baseline study": baseline_dir,
+        "baseline trial": base_trial,
+        "candidate study": candidate_dir,
+        "candidate trial": cand_trial,
+        "reruns": reruns,
+        "seeds changed per rerun": vary,
+    }
+    if vary == "sources":
+        decision["variance_sources"] = {
+            arm: {source: compare.std(values[(arm, source)]) for source in VARY} for arm in arms
+        }
+        for arm, stds in decision["variance_sources"].items():
+            details[f"{arm} std by source"] = ", ".join(
+                f"{source} {'n/a' if std is None else f'{std:.4g}'}" for source, std in stds.items()
+            )
+    report.write_comparison_report(out_dir, decision, details)
     return decision

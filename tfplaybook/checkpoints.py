@@ -17,6 +17,7 @@ import tensorflow as tf
 from tfplaybook import selection, trial_dir
 
 BEST = trial_dir.BEST
+BEST_EMA = trial_dir.BEST_EMA
 LATEST = trial_dir.LATEST
 _INDEX = trial_dir.BEST_INDEX
 WEIGHTS_SUFFIX = ".weights.h5"

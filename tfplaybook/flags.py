@@ -242,6 +242,14 @@ RERUNS = flags.DEFINE_integer(
     "variance (checklist 59).",
     lower_bound=2,
 )
+RERUN_VARY = flags.DEFINE_enum(
+    "rerun_vary",
+    "both",
+    ("both", "init", "data", "sources"),
+    "Which seeds each --mode=compare rerun changes: both (initialisation and data order), init "
+    "(seed only), data (data_seed only), or sources (all three sets of reruns: decide on both, "
+    "report each source's standard deviation; 3x the reruns).",
+)
 BN_CHECK_STEPS = flags.DEFINE_integer(
     "bn_check_steps",
     20,

@@ -87,7 +87,7 @@ def run_train():
 
     config, path, task = load_config()
     workdir = flags.WORKDIR.value or default_workdir(path)
-    status = train.train(config, workdir, runtime(), task=task)
+    status = train.train(config, workdir, runtime(), task=task, export=True)
     best = status.get("best_value")
     print(
         f"{status['status']}: best validation {config['objective']['metric']} "
@@ -297,11 +297,19 @@ def run_compare():
         adoption.best_trial(study)  # Fails early, before anything is written.
     out_dir = flags.WORKDIR.value or os.path.join("runs", "compare")
     decision = adoption.compare_studies(
-        flags.BASELINE.value, flags.CANDIDATE.value, flags.RERUNS.value, out_dir, runtime()
+        flags.BASELINE.value,
+        flags.CANDIDATE.value,
+        flags.RERUNS.value,
+        out_dir,
+        runtime(),
+        flags.RERUN_VARY.value,
     )
     base, cand = decision["baseline"], decision["candidate"]
     print(f"baseline reruns: {base['values']}")
     print(f"candidate reruns: {cand['values']}")
+    for arm, stds in decision.get("variance_sources", {}).items():
+        shown = ", ".join(f"{k} {v:.4g}" if v is not None else f"{k} n/a" for k, v in stds.items())
+        print(f"{arm} rerun standard deviation by source: {shown}")
     print(f"decision: {decision['decision']} ({decision['reason']})")
     print(f"report: {os.path.join(out_dir, 'report.html')}")
     return 0

@@ -29,12 +29,14 @@ from tfplaybook.config import ConfigError
 
 # Every key the loop, the pipeline and the optimizer read, with its default.
 BASE_DEFAULTS = {
-    "seed": 0,
+    "seed": 0,  # Initialisation and dropout; also the data order unless data_seed is set.
+    "data_seed": None,  # The data order's own seed (None: follows seed).
     "checkpoint_every_steps": 0,  # 0: at every evaluation.
     "keep_best_checkpoints": 3,
     "divergence_loss_factor": 20.0,
     "loss": "sparse_categorical_crossentropy",
     "from_logits": True,
+    "ema_decay": 0.0,  # > 0: also evaluate and keep an average of the weights (tfplaybook.ema).
     "label_smoothing": 0.0,  # Training loss only; cross-entropy losses (tfplaybook.metrics).
     "data": {
         "eval_batch_size": 0,  # 0: the training batch size (checklist 83).

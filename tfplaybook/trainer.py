@@ -21,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfplaybook import batchnorm, best_export
+from tfplaybook import ema as ema_lib
 from tfplaybook import checkpoints as ckpt_lib
 from tfplaybook import config as config_lib
 from tfplaybook import data as data_lib
@@ -190,6 +191,10 @@ class Trainer:
             self.eval_loss = keras.metrics.Mean("loss")
             self.eval_metrics = metrics_lib.make_metrics(config)
             self.class_counts = metrics_lib.make_class_counts(config, _output_width(self.model))
+            decay = float(config.get("ema_decay") or 0.0)
+            self.ema = (
+                ema_lib.WeightAverage(self.model.trainable_variables, decay) if decay else None
+            )
         _disable_optimizer_all_reduce(self.optimizer)
         self._build_functions()
 
@@ -202,6 +207,7 @@ class Trainer:
         loss_scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
         variables = model.trainable_variables
         loss_fn, eval_loss_fn = self.loss_fn, self.eval_loss_fn
+        ema = self.ema
 
         def outputs_of(features, training):
             # Losses and metrics in float32 whatever the model's compute dtype (mixed precision).
@@ -242,6 +248,8 @@ class Trainer:
                     tf.logical_and(norm > clip_norm, tf.logical_not(skipped)), tf.float32
                 )
             optimizer.apply_gradients(zip(grads, variables))
+            if ema is not None:
+                ema.update(variables)
             for metric in self.train_metrics.values():
                 metric.update_state(labels, outputs, sample_weight=weights)
             return loss, norm, clipped, tf.cast(skipped, tf.float32)
@@ -337,6 +345,7 @@ class Trainer:
             model=self.model,
             optimizer=self.optimizer,
             step=self.step,
+            **({"ema": self.ema.checkpointable} if self.ema else {}),
         )
         restored = latest.restore()
         start = int(self.step.numpy())
@@ -369,7 +378,26 @@ class Trainer:
             evaluations=evaluations,
         )
         best.set_model(self.model)
-        shuffle_seed = config["seed"] + start  # A resumed run continues with fresh shuffling.
+        ema_evaluations, best_ema = {}, None
+        if self.ema is not None:
+            ema_metric = ema_lib.PREFIX + self.objective["metric"]
+            if chief:
+                steps, values = td.series(rows, td.VALIDATION, ema_metric)
+                ema_evaluations = {s: v for s, v in zip(steps, values) if s <= start}
+            best_ema = ckpt_lib.BestCheckpoints(
+                os.path.join(ckpt_dir, ckpt_lib.BEST_EMA),
+                ema_metric,
+                self.objective["goal"],
+                config.get("keep_best_checkpoints", 3),
+                chief,
+                evaluations=ema_evaluations,
+            )
+            best_ema.set_model(self.model)
+        # The data order follows `data_seed` when set, else `seed` (initialisation and dropout):
+        # reruns can then vary one source of trial variance at a time (checklist 59).
+        data_seed = config.get("data_seed")
+        base_seed = config["seed"] if data_seed is None else data_seed
+        shuffle_seed = base_seed + start  # A resumed run continues with fresh shuffling.
         seeds = {
             "model_init": config["seed"],
             "data_shuffle_base": shuffle_seed,
@@ -382,6 +410,8 @@ class Trainer:
         if chief:
             td.truncate_measurements(workdir, start)
             best.forget_after(start)
+            if best_ema is not None:
+                best_ema.forget_after(start)
             td.write_status(
                 workdir,
                 td.RUNNING,
@@ -479,6 +509,10 @@ class Trainer:
                         )
                     best.on_epoch_end(step, metrics)
                     evaluations[step] = metrics[self.objective["metric"]]
+                    if self.ema is not None:
+                        averaged = self._evaluate_average(eval_ds, step, best_ema)
+                        ema_evaluations[step] = averaged[ema_lib.PREFIX + self.objective["metric"]]
+                        metrics = dict(metrics, **averaged)
                     with writer.as_default(step=step):
                         for name, value in metrics.items():
                             tf.summary.scalar(f"validation/{name}", value)
@@ -509,13 +543,33 @@ class Trainer:
                 )
         except Diverged as e:
             self._log(f"diverged: {e}")
-            return self._finish(td.DIVERGED, str(e), e.step, evaluations, train_seconds, wall_start)
+            return self._finish(
+                td.DIVERGED, str(e), e.step, evaluations, train_seconds, wall_start, ema_evaluations
+            )
         finally:
             writer.flush()
             latest.close()
-        return self._finish(td.COMPLETED, "", step, evaluations, train_seconds, wall_start)
+        return self._finish(
+            td.COMPLETED, "", step, evaluations, train_seconds, wall_start, ema_evaluations
+        )
 
-    def _finish(self, status, reason, step, evaluations, train_seconds, wall_start):
+    def _evaluate_average(self, eval_ds, step, best_ema):
+        """Evaluates the averaged weights (ema/<metric>) and keeps their best checkpoints."""
+        self.ema.swap()
+        try:
+            averaged = {ema_lib.PREFIX + k: v for k, v in self.evaluate(eval_ds).items()}
+            best_ema.on_epoch_end(step, averaged)  # Saves the averaged weights.
+        finally:
+            self.ema.swap()
+        if self.is_chief:
+            td.append_measurements(
+                self.workdir, [(step, td.VALIDATION, k, v) for k, v in averaged.items()]
+            )
+        return averaged
+
+    def _finish(
+        self, status, reason, step, evaluations, train_seconds, wall_start, ema_evaluations=None
+    ):
         best = selection.best_of(evaluations.items(), self.objective["goal"])
         digest = hashlib.sha256(b"".join(w.tobytes() for w in self.model.get_weights()))
         fields = dict(
@@ -527,6 +581,12 @@ class Trainer:
             wall_seconds=time.time() - wall_start,
             skipped_steps=self.skipped_steps,
         )
+        if self.ema is not None:
+            averaged = selection.best_of((ema_evaluations or {}).items(), self.objective["goal"])
+            fields.update(
+                best_step_ema=averaged[0] if averaged else None,
+                best_value_ema=averaged[1] if averaged else None,
+            )
         if not self.is_chief:
             return dict(fields, status=status, reason=reason)
         return td.write_status(self.workdir, status, reason, **fields)

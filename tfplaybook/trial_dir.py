@@ -34,6 +34,7 @@ MEASUREMENTS = "measurements.jsonl"
 HPARAMS = "hparams.json"
 CHECKPOINTS = "checkpoints"
 BEST = "best"  # CHECKPOINTS/BEST: the N best weight files and their index.json.
+BEST_EMA = "best_ema"  # CHECKPOINTS/BEST_EMA: the same for the averaged weights (ema_decay).
 LATEST = "latest"  # CHECKPOINTS/LATEST: the checkpoint a run resumes from.
 BEST_INDEX = "index.json"
 TENSORBOARD = "tensorboard"

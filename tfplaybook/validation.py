@@ -133,6 +133,8 @@ def check_config(config, task=None, study=True):
     config_lib.validate(config)
     _known_keys("", config, set(task_lib.BASE_DEFAULTS) | set(TOP_LEVEL))
     _positive_int("seed", config["seed"], zero=True)
+    if config["data_seed"] is not None:
+        _positive_int("data_seed", config["data_seed"], zero=True)
     _positive_int("checkpoint_every_steps", config["checkpoint_every_steps"], zero=True)
     _positive_int("keep_best_checkpoints", config["keep_best_checkpoints"])
     _non_negative("divergence_loss_factor", config["divergence_loss_factor"])
@@ -141,6 +143,7 @@ def check_config(config, task=None, study=True):
     if not isinstance(config["loss"], (str, dict)):
         raise ConfigError(f"loss={config['loss']!r} must be a Keras loss identifier")
     _in_range("label_smoothing", config["label_smoothing"], 0, 1)
+    _in_range("ema_decay", config["ema_decay"], 0, 1)
     if config["label_smoothing"] and not metrics.smoothable(config["loss"]):
         raise ConfigError(
             f"label_smoothing={config['label_smoothing']!r} needs a cross-entropy loss; "

@@ -55,6 +55,7 @@ TRIALS_FACTOR = 2
 _NOTE_OVERRIDES = {
     "overfitting_best": "e.g. --override=label_smoothing=0.1 or a larger model.dropout",
     "overfitting_all": "e.g. --override=label_smoothing=0.1 or tune weight decay",
+    "late_variance": "e.g. --override=ema_decay=0.999: the averaged weights are evaluated too",
 }
 
 

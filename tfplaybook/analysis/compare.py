@@ -24,6 +24,12 @@ RULE = (
 )
 
 
+def std(values):
+    """Sample standard deviation of the finite values; None with fewer than 2."""
+    finite = [float(v) for v in values if math.isfinite(float(v))]
+    return statistics.stdev(finite) if len(finite) > 1 else None
+
+
 def summarize(values, goal):
     """Trial-variance summary of rerun objective values (non-finite values counted apart)."""
     finite = [float(v) for v in values if math.isfinite(float(v))]
