@@ -14,6 +14,7 @@ MODES = (
     "advise",
     "list",
     "batch_sweep",
+    "critical_batch",
     "lr_sweep",
     "warmup_sweep",
     "probe",
@@ -29,10 +30,10 @@ MODE = flags.DEFINE_enum(
     "What to do: tune runs (or resumes) the experiment's study, train trains one configuration, "
     "analyze (re)writes a study's report from its files, advise writes the next round's "
     "experiment file (next_experiment.py) from a finished study's checks, list prints the study "
-    "index of the runs root; batch_sweep, lr_sweep, warmup_sweep, probe and clip_advice run the "
-    "playbook's procedures and write their recommendation under --workdir; compare decides "
-    "whether to adopt --candidate over --baseline by rerunning both bests; bn_check prints "
-    "per-replica batch-norm statistics.",
+    "index of the runs root; batch_sweep, critical_batch, lr_sweep, warmup_sweep, probe and "
+    "clip_advice run the playbook's procedures and write their recommendation under --workdir; "
+    "compare decides whether to adopt --candidate over --baseline by rerunning both bests; "
+    "bn_check prints per-replica batch-norm statistics.",
 )
 EXPERIMENT = flags.DEFINE_string(
     "experiment",
@@ -136,21 +137,23 @@ TUNER_ID = flags.DEFINE_string(
 MAX_MINUTES = flags.DEFINE_float(
     "max_minutes",
     None,
-    "Wall-time bound of --mode=tune, batch_sweep and lr_sweep: once it has passed, the work stops "
-    "cleanly after the trial or measurement in progress and keeps what it has (a study resumes "
-    "with the same command; a sweep's summary says it was cut short).",
+    "Wall-time bound of --mode=tune, batch_sweep, critical_batch and lr_sweep: once it has "
+    "passed, the work stops cleanly after the trial or measurement in progress and keeps what it "
+    "has (a study resumes with the same command; a sweep's summary says it was cut short).",
     lower_bound=0,
 )
 SWEEP_START_BATCH_SIZE = flags.DEFINE_integer(
     "sweep_start_batch_size",
     8,
-    "Smallest batch size of --mode=batch_sweep; the sweep doubles it up to --sweep_max_batch_size.",
+    "Smallest batch size of --mode=batch_sweep and critical_batch; the sweep doubles it up to "
+    "--sweep_max_batch_size.",
     lower_bound=1,
 )
 SWEEP_MAX_BATCH_SIZE = flags.DEFINE_integer(
     "sweep_max_batch_size",
     256,
-    "Largest batch size of --mode=batch_sweep (the sweep also stops at the first out-of-memory).",
+    "Largest batch size of --mode=batch_sweep (which also stops at the first out-of-memory) and "
+    "of --mode=critical_batch.",
     lower_bound=1,
 )
 SWEEP_STEPS = flags.DEFINE_integer(
@@ -164,6 +167,44 @@ SWEEP_REPEATS = flags.DEFINE_integer(
     2,
     "Timed windows per batch size in --mode=batch_sweep, after one untimed warm-up window.",
     lower_bound=1,
+)
+CRITICAL_TRIALS = flags.DEFINE_integer(
+    "critical_trials",
+    8,
+    "Trials of the quasi-random learning-rate study that --mode=critical_batch runs at each batch "
+    "size.",
+    lower_bound=1,
+)
+CRITICAL_LR_RANGE = flags.DEFINE_string(
+    "critical_lr_range",
+    None,
+    "MIN,MAX learning-rate range of --mode=critical_batch at the config's batch_size; default the "
+    "study's optimizer.learning_rate range, else 0.1x to 10x the config's learning rate.",
+)
+CRITICAL_LR_SCALING = flags.DEFINE_enum(
+    "critical_lr_scaling",
+    "sqrt",
+    ("none", "sqrt", "linear"),
+    "How --mode=critical_batch moves the learning-rate range with the batch size, relative to "
+    "the config's batch_size: not at all, by sqrt(batch ratio) or by the batch ratio.",
+)
+TARGET_VALUE = flags.DEFINE_float(
+    "target_value",
+    None,
+    "Validation objective value whose first reaching --mode=critical_batch counts in steps; "
+    "default --target_fraction of the best value every batch size reached.",
+)
+TARGET_FRACTION = flags.DEFINE_float(
+    "target_fraction",
+    0.95,
+    "Without --target_value, --mode=critical_batch targets this fraction of the best validation "
+    "value every batch size reached (for a minimised objective, 2 minus it).",
+)
+SCALING_TOLERANCE = flags.DEFINE_float(
+    "scaling_tolerance",
+    1.25,
+    "--mode=critical_batch counts steps within this factor of perfect scaling (steps halve when "
+    "the batch doubles) as near-perfect.",
 )
 LEARNING_RATES = flags.DEFINE_string(
     "learning_rates",

@@ -215,6 +215,32 @@ def run_batch_sweep():
     )
 
 
+def run_critical_batch():
+    """--mode=critical_batch: steps to a target per batch size, LR re-tuned each (checklist 12)."""
+    from tfplaybook.procedures import drivers
+
+    config, path, task = load_config()
+    return _status(
+        drivers.run_critical_batch(
+            config,
+            task,
+            procedure_workdir(path, "critical_batch"),
+            runtime(),
+            flags.SWEEP_START_BATCH_SIZE.value,
+            flags.SWEEP_MAX_BATCH_SIZE.value,
+            flags.CRITICAL_TRIALS.value,
+            flags.CRITICAL_LR_RANGE.value,
+            flags.CRITICAL_LR_SCALING.value,
+            flags.TARGET_VALUE.value,
+            flags.TARGET_FRACTION.value,
+            flags.SCALING_TOLERANCE.value,
+            path,
+            flags.REPORT_STUDY.value,
+            flags.MAX_MINUTES.value,
+        )
+    )
+
+
 def run_lr_sweep():
     """--mode=lr_sweep: constant-LR grid and the initial max_train_steps (checklist 71)."""
     from tfplaybook.procedures import drivers
@@ -362,6 +388,7 @@ _MODES = {
     "list": run_list,
     "bn_check": run_bn_check,
     "batch_sweep": run_batch_sweep,
+    "critical_batch": run_critical_batch,
     "lr_sweep": run_lr_sweep,
     "warmup_sweep": run_warmup_sweep,
     "probe": run_probe,

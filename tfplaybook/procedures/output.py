@@ -26,6 +26,7 @@ SUMMARY = "summary.json"
 
 TITLES = {
     "batch_sweep": "Batch-size sweep: throughput and feasible batch sizes",
+    "critical_batch": "Critical batch size: steps to a target per batch size",
     "lr_sweep": "Constant-LR sweep: initial max_train_steps",
     "warmup_plan": "Warmup: the unstable learning rate",
     "warmup_sweep": "Warmup sweep: shortest stable warmup",
