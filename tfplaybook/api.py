@@ -154,7 +154,28 @@ def run_studies(
     The one implementation behind `tfplaybook.tune` and `--mode=tune`. Returns a list of
     StudyResult (one per study; workers get results with no report).
     """
-    from tfplaybook import tracking
+    from tfplaybook import remote
+
+    # A gs:// study runs in a local staging copy of the bucket (tfplaybook.remote).
+    with remote.workdir(workdir) as local:
+        return _run_studies(
+            config,
+            task,
+            experiment,
+            local,
+            run_options,
+            runs_root or (os.path.abspath("runs") if remote.is_remote(workdir) else None),
+            notes,
+            command,
+            role,
+            max_minutes,
+        )
+
+
+def _run_studies(
+    config, task, experiment, workdir, run_options, runs_root, notes, command, role, max_minutes
+):
+    from tfplaybook import remote, tracking
     from tfplaybook.analysis import report
     from tfplaybook.search import designs
 
@@ -186,6 +207,7 @@ def run_studies(
         if not index:
             results.append(StudyResult(study_dir, config["objective"], [], None))
             continue
+        remote.pull(study_dir, remote.ANALYSIS_EXCLUDE)  # Other hosts' trials, for the report.
         report_path = report.write_report(study_dir)
         summary = _record(index, study_dir, study_config, experiment, notes, command)
         print(
@@ -202,7 +224,7 @@ def run_studies(
 
 def _export_best_trial(result, task, run_options):
     """The study's best trial exported once (tfplaybook.best_export), not every trial."""
-    from tfplaybook import best_export
+    from tfplaybook import best_export, remote
     from tfplaybook import trial_dir as td
 
     best = result.best_trial
@@ -210,6 +232,7 @@ def _export_best_trial(result, task, run_options):
         return
     config = td.read_config(best.directory)
     path = best_export.export_best(best.directory, config, task, run_options.download)
+    remote.sync(best.directory)  # gs://: the export's files (Keras wrote them) to the bucket.
     if path and run_options.verbose:
         print(f"exported the best trial: {path}", flush=True)
 
@@ -304,10 +327,13 @@ def train(
     """Trains one configuration into `workdir` (resuming if interrupted); returns a TrialResult."""
     from tfplaybook import trainer as train_lib
 
+    from tfplaybook import remote
+
     full, task, _, workdir, options = _start(
         experiment, config, build_model, make_dataset, overrides, workdir, "train", runtime_options
     )
-    status = train_lib.train(full, workdir, options, task=task, export=True)
+    with remote.workdir(workdir) as local:
+        status = train_lib.train(full, local, options, task=task, export=True)
     return TrialResult(
         id=os.path.basename(os.path.normpath(workdir)),
         directory=workdir,

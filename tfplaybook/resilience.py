@@ -16,7 +16,7 @@ import keras
 import keras_tuner
 from keras_tuner.engine import trial as kt_trial
 
-from tfplaybook import internals, recovery, tracking
+from tfplaybook import internals, recovery, remote, tracking
 from tfplaybook import trainer as train
 from tfplaybook import trial_dir as td
 from tfplaybook.search import oracles
@@ -97,8 +97,7 @@ class _Resilience:
     def _heartbeat_age(self, trial_id, now):
         path = os.path.join(internals.project_dir(self), f"trial_{trial_id}", HEARTBEAT)
         try:
-            with open(path) as f:
-                text = f.read()
+            text = remote.read_text(path)  # From the bucket for a gs:// study: another host's.
         except OSError:
             text = None
         last = self._beats.get(trial_id)

@@ -85,9 +85,12 @@ def run_train():
     """--mode=train: one configuration, end to end, into --workdir."""
     from tfplaybook import trainer as train
 
+    from tfplaybook import remote
+
     config, path, task = load_config()
     workdir = flags.WORKDIR.value or default_workdir(path)
-    status = train.train(config, workdir, runtime(), task=task, export=True)
+    with remote.workdir(workdir) as local:  # A gs:// work directory: a mirrored local copy.
+        status = train.train(config, local, runtime(), task=task, export=True)
     best = status.get("best_value")
     print(
         f"{status['status']}: best validation {config['objective']['metric']} "
@@ -150,11 +153,19 @@ def write_report(study_dir):
 
 def run_analyze():
     """--mode=analyze: (re)write the report of the study in --workdir from its files alone."""
+    from tfplaybook import remote, tracking
+
     workdir = flags.WORKDIR.value
+    if workdir and remote.is_remote(workdir):
+        # The study's files from the bucket (not its checkpoints), the report back to it.
+        with remote.workdir(workdir, exclude=remote.ANALYSIS_EXCLUDE) as local:
+            if not tracking.trial_dirs(local):
+                raise config_lib.ConfigError(f"--workdir={workdir!r} holds no trials to analyze")
+            write_report(local)
+        print(f"report: {workdir.rstrip('/')}/report.html")
+        return 0
     if not workdir or not os.path.isdir(workdir):
         raise config_lib.ConfigError(f"--workdir={workdir!r} is not a study directory")
-    from tfplaybook import tracking
-
     if not tracking.trial_dirs(workdir):
         raise config_lib.ConfigError(f"--workdir={workdir!r} holds no trials to analyze")
     print(f"report: {write_report(workdir)}")

@@ -76,8 +76,13 @@ class StudyIndex:
                 yield db
 
     def record(self, workdir, config, experiment, notes, command, status, trials=0, best=None):
-        """Inserts or updates the study's row; notes given earlier are kept when none is given."""
-        workdir = os.path.abspath(workdir)
+        """Inserts or updates the study's row; notes given earlier are kept when none is given.
+
+        A gs:// study's staging copy is recorded by its URL (tfplaybook.remote).
+        """
+        from tfplaybook import remote
+
+        workdir = remote.remote_url(workdir) or os.path.abspath(workdir)
         with self._connect() as db:
             row = db.execute("SELECT notes FROM studies WHERE workdir = ?", (workdir,)).fetchone()
             notes = notes or (row[0] if row else "")

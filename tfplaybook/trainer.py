@@ -20,7 +20,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfplaybook import batchnorm, best_export
+from tfplaybook import batchnorm, best_export, remote
 from tfplaybook import ema as ema_lib
 from tfplaybook import checkpoints as ckpt_lib
 from tfplaybook import config as config_lib
@@ -533,6 +533,7 @@ class Trainer:
                     latest.save(step)
                     if chief:
                         td.write_status(workdir, td.RUNNING, step=step)
+                        remote.sync(workdir)  # A gs:// work directory: the bucket is current.
                 eta.update(step)
                 left = eta.remaining_seconds()
                 self._log(
@@ -676,6 +677,8 @@ def train(config, workdir, runtime, strategy=None, task=None, export=False):
         status = trainer.run()
         if export and trainer.is_chief:
             _export(workdir, config, trainer.task, runtime)
+        if trainer.is_chief:
+            remote.sync(workdir)
         return status
     except (OSError, tf.errors.OpError) as e:
         # A full or read-only disk mid-run: one line, and the atomic state files stay resumable.

@@ -28,6 +28,8 @@ import sys
 import tempfile
 import time
 
+from tfplaybook import remote
+
 CONFIG = "config.json"
 STATUS = "status.json"
 MEASUREMENTS = "measurements.jsonl"
@@ -63,7 +65,7 @@ def atomic_write_bytes(path, data):
     """Writes `data` to `path` through a temporary file and a rename (readable like any file).
 
     Args:
-      path: destination file.
+      path: destination file. Under a gs:// work directory's staging copy it is also uploaded.
       data: the full new contents, bytes.
     """
     directory = os.path.dirname(os.path.abspath(path))
@@ -82,6 +84,7 @@ def atomic_write_bytes(path, data):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    remote.on_write(path)  # A gs:// work directory's copy in the bucket (tfplaybook.remote).
 
 
 def atomic_write_text(path, text):

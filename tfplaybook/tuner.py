@@ -24,7 +24,7 @@ import keras
 import keras_tuner
 
 from tfplaybook import config as config_lib
-from tfplaybook import internals, progress
+from tfplaybook import internals, progress, remote
 from tfplaybook import strategy as strategy_lib
 from tfplaybook import task as task_lib
 from tfplaybook import tracking
@@ -57,7 +57,7 @@ def make_oracle(config, space):
         search_space=space,
         objective=objective,
         max_trials=study["max_trials"],
-        seed=study.get("seed", config["seed"]),
+        seed=config["seed"] if study.get("seed") is None else study["seed"],
         stale_trial_seconds=study.get("stale_trial_seconds", STALE_TRIAL_SECONDS),
     )
     if name == "quasi_random":
@@ -138,6 +138,7 @@ class PlaybookTuner(internals.InitialSpaceHook, keras_tuner.engine.base_tuner.Ba
         config = self.space.apply(self.base_config, values)
         directory = self.get_trial_dir(trial.trial_id)
         os.makedirs(directory, exist_ok=True)
+        remote.pull(directory)  # gs://: a trial another host started continues from the bucket.
         td.atomic_write_json(os.path.join(directory, td.HPARAMS), self.space.hparams(values))
         stop = threading.Event()
         beat = threading.Thread(target=heartbeat, args=(directory, stop), daemon=True)
