@@ -68,3 +68,44 @@ def test_too_few_trials_say_so(tmp_path):
     study = study_with(tmp_path, [0.9])
     assert budget.best_of_k(study) is None
     assert "Too few trials" in budget.verdict(None, "accuracy")
+
+
+def _seeded_study(directory, seed, accuracies, space=(LR_DIM,)):
+    """A study whose study.json records the config (with its study seed), as a real one does."""
+    from tfplaybook import trial_dir as td
+
+    study = study_with(directory, accuracies)
+    config = base_config()
+    config["study"].update(seed=seed, search_space=list(space))
+    path = directory / "study.json"
+    description = td.read_json(path)
+    description.update(config=config, search_space=list(space))
+    td.atomic_write_json(path, description)
+    return study_data.load_study(str(directory))
+
+
+def test_other_seeds_of_the_same_space_give_the_study_variance(tmp_path):
+    rng = np.random.default_rng(0)
+    studies = [
+        _seeded_study(tmp_path / f"seed{s}", s, list(rng.uniform(0.8, 0.9 + 0.02 * s, 8)))
+        for s in range(3)
+    ]
+    other_space = dict(LR_DIM, max=0.5)
+    _seeded_study(tmp_path / "other_space", 7, [0.99] * 8, space=(other_space,))
+    _seeded_study(tmp_path / "same_seed", 0, [0.5] * 8)  # Another copy of seed 0: not counted.
+    variance = budget.study_variance(studies[0])
+    assert [e["seed"] for e in variance["studies"]] == [0, 1, 2]
+    bests = [max(t.objective for t in s.trials) for s in studies]
+    assert variance["spread"] == pytest.approx(max(bests) - min(bests))
+    assert variance["std"] == pytest.approx(np.std(bests, ddof=1))
+    assert "3 studies of this space" in budget.variance_sentence(variance, "accuracy")
+    assert budget.study_variance(study_with(tmp_path / "alone" / "s", [0.5, 0.6])) is None
+
+
+def test_the_report_shows_the_study_variance_beside_the_budget(tmp_path):
+    from tfplaybook.analysis import report
+
+    for s in range(2):
+        _seeded_study(tmp_path / f"seed{s}", s, list(np.linspace(0.8, 0.9 + 0.03 * s, 8)))
+    page = open(report.write_report(str(tmp_path / "seed0"))).read()
+    assert "Study variance: 2 studies of this space" in page

@@ -157,6 +157,10 @@ def complete_config(config, task=None):
             defaults["data"], datasets.get_dataset(_dataset_name(config)).defaults
         )
     out = merge(defaults, config)
+    if isinstance(out.get("study"), dict):
+        # The quasi-random sequence's seed; None: `seed`. Another value is another point set of
+        # the same space (study variance, checklist 57, 61).
+        out["study"].setdefault("seed", None)
     steps = out["max_train_steps"]
     if "eval_every_steps" not in out and isinstance(steps, int) and steps > 0:
         out["eval_every_steps"] = max(1, steps // 10)

@@ -172,6 +172,8 @@ def check_study(config, task=None):
     if not isinstance(study, dict):
         raise ConfigError(f"study={study!r} must be a section (a dict)")
     _positive_int("study.max_trials", study.get("max_trials"))
+    if study.get("seed") is not None:
+        _positive_int("study.seed", study["seed"], zero=True)
     _one_of("study.oracle", study.get("oracle", "quasi_random"), choices.ORACLES)
     _one_of("study.design", study.get("design", "joint"), designs.DESIGNS)
     space = space_lib.SearchSpace.from_config(config)

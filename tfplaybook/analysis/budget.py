@@ -95,3 +95,92 @@ def verdict(result, metric):
         f"More trials would still help: {numbers}. Consider raising study.max_trials (the "
         "same command resumes the study)."
     )
+
+
+def _study_seed(description):
+    config = description.get("config") or {}
+    study = config.get("study") or {}
+    return config.get("seed") if study.get("seed") is None else study["seed"]
+
+
+def _same_space(a, b):
+    keys = ("search_space", "objective", "max_train_steps", "batch_size")
+    return all(a.get(k) == b.get(k) for k in keys)
+
+
+def study_variance(study, resamples=RESAMPLES):
+    """The same space run with other seeds (study variance, checklist 57 and 61).
+
+    Looks for sibling directories of `study` (same parent) whose study.json has the same search
+    space, objective, step budget and batch size but another study seed (`study.seed`, else
+    `seed`). Returns None when there is none; else a dict with "studies" (one entry per study,
+    this one included, sorted by seed: "path", "seed", "n", "best" (its best feasible objective)
+    and "curve" (its bootstrapped median best-of-k)), "n" (the smallest trial count among them),
+    and "spread" and "std" of the best objective across the studies.
+    """
+    import os
+
+    from tfplaybook import trial_dir as td
+    from tfplaybook.analysis import study_data
+
+    here = os.path.abspath(study.path)
+    try:
+        description = td.read_json(os.path.join(here, "study.json"))
+    except (OSError, td.DamagedFileError):
+        return None
+    parent, seeds, found = os.path.dirname(here), {_study_seed(description)}, [study]
+    for name in sorted(os.listdir(parent)):
+        other = os.path.join(parent, name)
+        path = os.path.join(other, "study.json")
+        if other == here or not os.path.isfile(path):
+            continue
+        try:
+            theirs = td.read_json(path)
+        except td.DamagedFileError:
+            continue
+        seed = _study_seed(theirs)
+        if seed in seeds or not _same_space(description, theirs):
+            continue
+        try:
+            found.append(study_data.load_study(other))
+        except (OSError, ValueError):
+            continue
+        seeds.add(seed)
+    if len(found) < 2:
+        return None
+    entries = []
+    for member in found:
+        result = best_of_k(member, resamples)
+        ranked = member.ranked()
+        if result is None or not ranked:
+            continue
+        entries.append(
+            {
+                "path": member.path,
+                "seed": _study_seed(td.read_json(os.path.join(member.path, "study.json"))),
+                "n": len(member.trials),
+                "best": float(ranked[0].objective),
+                "curve": result["median"],
+            }
+        )
+    if len(entries) < 2:
+        return None
+    bests = np.array([e["best"] for e in entries])
+    return {
+        "studies": sorted(entries, key=lambda e: str(e["seed"])),
+        "n": min(e["n"] for e in entries),
+        "spread": float(bests.max() - bests.min()),
+        "std": float(bests.std(ddof=1)),
+    }
+
+
+def variance_sentence(variance, metric):
+    """One sentence for the report (empty when there are no other seeds)."""
+    if variance is None:
+        return ""
+    count = len(variance["studies"])
+    return (
+        f"Study variance: {count} studies of this space with different seeds reach best {metric} "
+        f"values spread over {variance['spread']:.4g} (standard deviation {variance['std']:.4g}); "
+        "a difference between studies smaller than that is within what a new seed changes."
+    )

@@ -348,8 +348,9 @@ def comparison_plot(decision):
     return fig
 
 
-def budget_plot(study, result):
-    """P5, checklist 103: bootstrapped best-of-k (median and interquartile range) against k."""
+def budget_plot(study, result, variance=None):
+    """P5, checklist 103: bootstrapped best-of-k (median and interquartile range) against k;
+    with `variance` (budget.study_variance), the other seeds' median curves too (study variance)."""
     if result is None:
         return None
     from matplotlib.figure import Figure
@@ -358,6 +359,17 @@ def budget_plot(study, result):
     ax = fig.add_subplot()
     ax.fill_between(result["k"], result["q25"], result["q75"], alpha=0.3, label="interquartile")
     ax.plot(result["k"], result["median"], marker="o", label="median best-of-k")
+    for other in (variance or {}).get("studies", []):
+        if other["path"] == study.path:
+            continue
+        ax.plot(
+            range(1, len(other["curve"]) + 1),
+            other["curve"],
+            color="gray",
+            linewidth=0.9,
+            alpha=0.8,
+            label=f"seed {other['seed']} (another study)",
+        )
     ax.set_xlabel("trials in the study (k, bootstrapped from this study)")
     ax.set_ylabel(f"best {_objective_label(study)}")
     ax.set_title("How many trials: best-of-study against the budget")

@@ -334,8 +334,19 @@ def _figure_sections(study, th):
     best_step = [("best_step", plots.best_step_plot(study, early, late), "best step per trial")]
     grad = [("gradient_norms", plots.gradient_norm_plot(study), "gradient norms")]
     bootstrap = budget.best_of_k(study)
-    intro["trial-budget"] = _INTROS["trial-budget"] + " " + budget.verdict(bootstrap, study.metric)
-    trial_budget = [("trial_budget", plots.budget_plot(study, bootstrap), "best-of-k against k")]
+    variance = budget.study_variance(study) if bootstrap else None
+    intro["trial-budget"] = " ".join(
+        part
+        for part in (
+            _INTROS["trial-budget"],
+            budget.verdict(bootstrap, study.metric),
+            budget.variance_sentence(variance, study.metric),
+        )
+        if part
+    )
+    trial_budget = [
+        ("trial_budget", plots.budget_plot(study, bootstrap, variance), "best-of-k against k")
+    ]
     empty_axis = "The study varied no hyperparameter."
     empty_isolation = "No varied scientific hyperparameter: nothing to isolate."
     return [
