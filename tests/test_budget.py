@@ -74,7 +74,7 @@ def _seeded_study(directory, seed, accuracies, space=(LR_DIM,)):
     """A study whose study.json records the config (with its study seed), as a real one does."""
     from tfplaybook import trial_dir as td
 
-    study = study_with(directory, accuracies)
+    study_with(directory, accuracies)
     config = base_config()
     config["study"].update(seed=seed, search_space=list(space))
     path = directory / "study.json"
