@@ -144,6 +144,29 @@ def emulator_env(endpoint):
     return {"STORAGE_EMULATOR_HOST": endpoint, "GOOGLE_CLOUD_PROJECT": "test"}
 
 
+def serving(bucket):
+    """A module fixture's body: the running emulator with `bucket`, STORAGE_EMULATOR_HOST set
+    while the module's tests run and unset after (no later test of the same worker sees it).
+
+        @pytest.fixture(scope="module")
+        def gcs():
+            yield from gcs_emulator.serving(BUCKET)
+    """
+    import pytest
+
+    from tfplaybook import storage
+
+    if not available():
+        pytest.skip("gcp-storage-emulator is not installed (pip install -e '.[test]')")
+    with GcsEmulator() as emulator, pytest.MonkeyPatch.context() as mp:
+        emulator.create_bucket(bucket)
+        for name, value in emulator_env(emulator.endpoint).items():
+            mp.setenv(name, value)
+        storage._reset()
+        yield emulator
+        storage._reset()
+
+
 if __name__ == "__main__":  # manual use: prints the endpoint and serves until interrupted
     with GcsEmulator() as emulator:
         emulator.create_bucket(sys.argv[1] if len(sys.argv) > 1 else "test-bucket")

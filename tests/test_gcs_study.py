@@ -29,15 +29,8 @@ SHORT = [
 
 @pytest.fixture(scope="module")
 def gcs():
-    if not gcs_emulator.available():
-        pytest.skip("gcp-storage-emulator is not installed (pip install -e '.[test]')")
-    with gcs_emulator.GcsEmulator() as emulator, pytest.MonkeyPatch.context() as mp:
-        emulator.create_bucket(BUCKET)
-        for name, value in gcs_emulator.emulator_env(emulator.endpoint).items():
-            mp.setenv(name, value)
-        storage._reset()
-        yield emulator
-        storage._reset()
+    """The running emulator (tests/gcs_emulator.py)."""
+    yield from gcs_emulator.serving(BUCKET)
 
 
 def _env(tmp_path, host):

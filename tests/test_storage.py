@@ -29,17 +29,8 @@ SUBPROCESS_TIMEOUT = 300
 
 @pytest.fixture(scope="module")
 def gcs():
-    """The running emulator, with STORAGE_EMULATOR_HOST set while this module's tests run (and
-    unset after, so no later test of the same worker sees it)."""
-    if not gcs_emulator.available():
-        pytest.skip("gcp-storage-emulator is not installed (pip install -e '.[test]')")
-    with gcs_emulator.GcsEmulator() as emulator, pytest.MonkeyPatch.context() as mp:
-        emulator.create_bucket(BUCKET)
-        for name, value in gcs_emulator.emulator_env(emulator.endpoint).items():
-            mp.setenv(name, value)
-        storage._reset()
-        yield emulator
-        storage._reset()
+    """The running emulator (tests/gcs_emulator.py)."""
+    yield from gcs_emulator.serving(BUCKET)
 
 
 @pytest.fixture(params=["local", "gcs"])

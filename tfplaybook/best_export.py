@@ -48,9 +48,7 @@ def _best_checkpoint(trial_dir):
     if not kept:
         return None
     best = kept[0]
-    path = os.path.join(
-        os.path.dirname(index), f"step-{int(best['step']):08d}{checkpoints.WEIGHTS_SUFFIX}"
-    )
+    path = os.path.join(os.path.dirname(index), checkpoints.weights_name(best["step"]))
     return (int(best["step"]), float(best["value"]), path) if os.path.exists(path) else None
 
 

@@ -23,6 +23,11 @@ _INDEX = trial_dir.BEST_INDEX
 WEIGHTS_SUFFIX = ".weights.h5"
 
 
+def weights_name(step):
+    """The file name of the best checkpoint of `step` in checkpoints/best/ (or best_ema/)."""
+    return f"step-{int(step):08d}{WEIGHTS_SUFFIX}"
+
+
 class BestCheckpoints(keras.callbacks.ModelCheckpoint):
     """Keeps the `keep` best checkpoints by `monitor` (retrospective selection)."""
 
@@ -92,7 +97,7 @@ class BestCheckpoints(keras.callbacks.ModelCheckpoint):
 
     @staticmethod
     def _name(step):
-        return f"step-{step:08d}{WEIGHTS_SUFFIX}"
+        return weights_name(step)
 
     def path_for(self, step):
         return os.path.join(self.directory, self._name(step))

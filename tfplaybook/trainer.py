@@ -558,7 +558,11 @@ class Trainer:
         """Evaluates the averaged weights (ema/<metric>) and keeps their best checkpoints."""
         self.ema.swap()
         try:
-            averaged = {ema_lib.PREFIX + k: v for k, v in self.evaluate(eval_ds).items()}
+            averaged = {
+                ema_lib.PREFIX + k: v
+                for k, v in self.evaluate(eval_ds).items()
+                if not k.startswith("example_count")  # The same examples: counted once.
+            }
             best_ema.on_epoch_end(step, averaged)  # Saves the averaged weights.
         finally:
             self.ema.swap()

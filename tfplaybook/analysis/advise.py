@@ -325,8 +325,7 @@ def _insensitive_changes(study, config, skip, changes):
         skip.add(dim.id)
 
 
-def _budget_change(study, config, changes):
-    result = budget.best_of_k(study)
+def _budget_change(study, config, changes, result):
     if result is None or result["plateau"] is not False:
         return
     new = int(config["study"]["max_trials"]) * TRIALS_FACTOR
@@ -396,7 +395,7 @@ def _next_name(name):
     return f"{match.group(1)}_round{int(match.group(2)) + 1}" if match else f"{name}_round2"
 
 
-def advise(study_dir, thresholds=None, task=None, study=None, results=None):
+def advise(study_dir, thresholds=None, task=None, study=None, results=None, bootstrap=None):
     """The next round's Advice for the finished study in `study_dir`.
 
     Args:
@@ -404,7 +403,8 @@ def advise(study_dir, thresholds=None, task=None, study=None, results=None):
       thresholds: overrides for the checks' thresholds (analysis.checks).
       task: the study's Task; default: one that knows which functions the study's experiment
         defined (study.json), so the user's code is never imported here.
-      study, results: the loaded study and its check results, when the caller has them.
+      study, results, bootstrap: the loaded study, its check results and its
+        `budget.best_of_k`, when the caller has them.
 
     Raises:
       ConfigError: when the directory holds no study this can advise on.
@@ -431,7 +431,7 @@ def advise(study_dir, thresholds=None, task=None, study=None, results=None):
     touched = _boundary_changes(study, results, config, task, changes, notes)
     _narrow_changes(study, config, task, touched, changes)
     _insensitive_changes(study, config, touched, changes)
-    _budget_change(study, config, changes)
+    _budget_change(study, config, changes, bootstrap or budget.best_of_k(study))
     _steps_change(results, config, task, changes, notes)
     _notes(results, notes)
     if changes:

@@ -247,10 +247,12 @@ def _checks(results, thresholds):
     )
 
 
-def _next_round(study_dir, study, thresholds, results):
+def _next_round(study_dir, study, thresholds, results, bootstrap):
     """The next round's design, as `--mode=advise` writes it (analysis.advise)."""
     try:
-        advice = advise_lib.advise(study_dir, thresholds, study=study, results=results)
+        advice = advise_lib.advise(
+            study_dir, thresholds, study=study, results=results, bootstrap=bootstrap
+        )
     except ConfigError as e:
         return _paragraph(f"No advice: {e}.")
     command = (
@@ -315,7 +317,7 @@ _INTROS = {
 }
 
 
-def _figure_sections(study, th):
+def _figure_sections(study, th, bootstrap):
     """(id, title, intro, text when empty, [(png name, figure or None, alt text)]) per section."""
     varied = study.varied_dimensions()
     scientific = [d for d in varied if d.role == "scientific"]
@@ -333,7 +335,6 @@ def _figure_sections(study, th):
     curves = [("training_curves", plots.training_curves(study, 3), "training curves")]
     best_step = [("best_step", plots.best_step_plot(study, early, late), "best step per trial")]
     grad = [("gradient_norms", plots.gradient_norm_plot(study), "gradient norms")]
-    bootstrap = budget.best_of_k(study)
     variance = budget.study_variance(study) if bootstrap else None
     intro["trial-budget"] = " ".join(
         part
@@ -414,15 +415,18 @@ def write_report(study_dir, thresholds=None, extra_sections=None, baseline_study
     th = checks_lib.resolve_thresholds(thresholds)
     baseline = study_data.load_study(baseline_study_dir) if baseline_study_dir else None
     results = checks_lib.run_checks(study, th, baseline_study=baseline)
+    bootstrap = budget.best_of_k(study)  # For the budget figure and the next round's advice.
     export.write_trials_csv(study)
     td.atomic_write_json(os.path.join(study_dir, "checks.json"), [r.to_dict() for r in results])
     page = _Page(study_dir, f"Study report: {study.name}")
     page.add("summary", "Summary", *_summary(study, results))
     page.add("checks", "Post-study checks (checklist 40-52, 69, 98, 119)", *_checks(results, th))
     page.add(
-        "next-round", "Next round (checklist 23-27)", *_next_round(study_dir, study, th, results)
+        "next-round",
+        "Next round (checklist 23-27)",
+        *_next_round(study_dir, study, th, results, bootstrap),
     )
-    sections, intros = _figure_sections(study, th)
+    sections, intros = _figure_sections(study, th, bootstrap)
     for section_id, title, empty, figures in sections:
         page.add(section_id, title, *_figures(page, figures, empty, intros[section_id]))
     for section_id, title, body_html, body_md, *figures in extra_sections or ():

@@ -35,6 +35,7 @@ import math
 import numpy as np
 
 from tfplaybook import config as config_lib
+from tfplaybook import selection
 from tfplaybook import trial_dir
 from tfplaybook.procedures import INFO, OK, WARN, batch_sweep, check, ours, result, threshold
 
@@ -156,10 +157,8 @@ def _usable(record):
 
 
 def _best(values, goal):
-    finite = [v for v in values if math.isfinite(v)]
-    if not finite:
-        return None
-    return max(finite) if goal == "max" else min(finite)
+    best = selection.best_of(enumerate(values), goal)
+    return None if best is None else best[1]
 
 
 def best_values(records, goal="max"):
