@@ -45,7 +45,9 @@ def _cell(value):
 def trial_table(study):
     """Returns (header, rows) for the study's trials; rows are lists of Python values."""
     dims = [d.id for d in study.dimensions]
-    series = sorted({key for trial in study.trials for key in trial.series if "/" not in key[1]})
+    series = sorted(
+        {key for trial in study.trials for key in trial.series if "_count/" not in key[1]}
+    )
     header = list(BASE_COLUMNS)
     header += [f"hp:{d}" for d in dims] + [f"role:{d}" for d in dims]
     header += [f"final:{split}/{metric}" for split, metric in series]
