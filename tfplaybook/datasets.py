@@ -97,7 +97,15 @@ def _prepared_tfds_builder(config, download):
             f"TFDS dataset {name!r} does not exist ({type(e).__name__}){hint} "
             f"Allowed: {', '.join(dataset_names())}"
         ) from None
-    if not builder.is_prepared():
+    try:
+        prepared = builder.is_prepared()
+    except Exception as e:  # e.g. a gs:// data_dir in a bucket that does not exist (HTTP 404).
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise ConfigError(
+            f"TFDS data_dir {data_dir} cannot be read ({reason}); check the path, the bucket's "
+            "name and the credentials"
+        ) from None
+    if not prepared:
         if name == EMBEDDED_DIGITS or download:
             try:
                 builder.download_and_prepare()
