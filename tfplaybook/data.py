@@ -11,6 +11,7 @@ to the same whole number of batches with examples of weight 0, so padding never 
 evaluation split is always sharded here, never by the function, so that padding stays exact.
 """
 
+import json
 import math
 import time
 
@@ -127,9 +128,41 @@ def _count(ds):
     return int(ds.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))
 
 
+# Keys that only steer training, evaluation or the study: trials that differ in them alone read
+# the same data, so a study resolves (and counts) its dataset once, not once a trial.
+_NOT_DATA = (
+    "optimizer",
+    "schedule",
+    "ema_decay",
+    "label_smoothing",
+    "checkpoint_every_steps",
+    "keep_best_checkpoints",
+    "divergence_loss_factor",
+    "eval_every_steps",
+    "max_train_steps",
+    "objective",
+    "study",
+    "metrics",
+)
+_SPECS = {}
+
+
 def get_data_spec(config, task, download=False):
-    """Resolves the task's data for `config`; raises ConfigError on data the trials cannot read."""
+    """Resolves the task's data for `config`; raises ConfigError on data the trials cannot read.
+
+    Memoised per process on the config without the keys of `_NOT_DATA`.
+    """
     make, describe = task.dataset(config)
+    rest = {k: v for k, v in config.items() if k not in _NOT_DATA}
+    key = (make, describe, json.dumps(rest, sort_keys=True, default=repr), bool(download))
+    if key not in _SPECS:
+        if len(_SPECS) >= 16:
+            _SPECS.clear()
+        _SPECS[key] = _resolve(make, describe, config, download)
+    return _SPECS[key]
+
+
+def _resolve(make, describe, config, download):
     info = describe(config, download) if describe else {}
     name = config["data"].get("dataset") or getattr(make, "__name__", "make_dataset")
     probe = DataSpec(name, make, None, None, None)

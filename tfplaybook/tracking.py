@@ -145,14 +145,24 @@ def trial_dirs(study_dir):
     )
 
 
-def summarize(study_dir, config):
-    """Trials finished, best completed value and study status, from the trial directories."""
+def summarize(study_dir, config, known=None):
+    """Trials finished, best completed value and study status, from the trial directories.
+
+    `known` (a dict the caller keeps between calls) remembers finished trials, whose status no
+    longer changes: a study that summarizes after every trial then reads only the unfinished
+    trials' status files, not all of them (flat per-trial cost in a 1,000-trial study).
+    """
+    known = {} if known is None else known
     finished, points = 0, []
     for directory in trial_dirs(study_dir):
-        try:
-            status = td.read_status(directory)
-        except td.DamagedFileError:
-            continue
+        status = known.get(directory)
+        if status is None:
+            try:
+                status = td.read_status(directory)
+            except td.DamagedFileError:
+                continue
+            if status["status"] in td.FINISHED:
+                known[directory] = status
         if status["status"] in td.FINISHED:
             finished += 1
         if status["status"] == td.COMPLETED and status.get("best_value") is not None:
