@@ -2,6 +2,28 @@
 
 Turns flags into a config and calls one function per mode. Bad input ends in one line on stderr
 and exit status 2, with nothing written.
+
+Modes (--mode):
+  tune            run or resume the experiment's study into --workdir (the default)
+  train           train one configuration (the experiment's, with --override changes)
+  analyze         (re)write a study's report from its files, without TensorFlow
+  advise          write the next round's experiment file from a finished study
+  list            print the study index of --runs_root
+  batch_sweep     throughput and steps-to-result against the batch size
+  critical_batch  the batch size past which steps stop falling
+  lr_sweep        the learning-rate sweep and its unstable edge
+  warmup_sweep    warmup lengths for an unstable learning rate
+  probe           a short run at a learning rate times --probe_multiplier
+  clip_advice     a gradient clip norm from the measured gradient norms
+  compare         adopt --candidate over --baseline or not, by rerunning both bests
+  bn_check        per-replica batch-norm statistics
+
+Examples:
+  python -m tfplaybook.run                                  # the default study
+  python -m tfplaybook.run --experiment=my_exp.py --workdir=/tmp/my_study
+  python -m tfplaybook.run --mode=analyze --workdir=/tmp/my_study
+
+--helpfull lists absl's own flags too.
 """
 
 import os
@@ -16,6 +38,10 @@ from absl import flags as absl_flags  # noqa: E402
 
 from tfplaybook import config as config_lib  # noqa: E402
 from tfplaybook import flags  # noqa: E402
+
+# --help (absl's --helpshort) lists the main module's key flags: tfplaybook's are defined in
+# tfplaybook.flags, so they are declared key flags here.
+absl_flags.adopt_module_key_flags(flags)
 
 USAGE_EXIT = 2
 
