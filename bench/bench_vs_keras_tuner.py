@@ -57,7 +57,9 @@ def build(hp):
         schedule, momentum=hp.Float("momentum", 0.5, 0.99), nesterov=True
     )
     model.compile(
-        optimizer, keras.losses.SparseCategoricalCrossentropy(from_logits=True), ["accuracy"]
+        optimizer,
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
     )
     return model
 
