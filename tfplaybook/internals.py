@@ -11,7 +11,8 @@ Two kinds of internal:
   project directory, seed state, duplicate check, value hashes and trial writer; keras-tuner 1.4's
   `Oracle.create_trial` step by step (`create_trial`, for trial ids of a fixed width); a tuner's
   worker test, file name and default initial space; Keras' recursive layer list, an optimizer's
-  slot index of a variable and the TF optimizer's gradient all-reduce hook.
+  slot index of a variable and the TF optimizer's gradient all-reduce hook; TensorFlow's gradient
+  registry (a finished trial's custom gradients are forgotten, or each trial's graph stays).
 * Replaced while a study runs, and only then (`installed`): keras-tuner's `utils.save_json`
   (atomic state files) and, on a distributed chief, its exit check (`oracle_chief.exit_chief`,
   so a worker that died between trials does not hold the chief). The user's own keras-tuner code
@@ -231,6 +232,31 @@ def disable_gradient_all_reduce(optimizer):
 # Replaced while a study runs.
 
 _PATCHES = []  # (module, attribute, original) replaced while a study runs.
+
+
+def custom_gradients():
+    """Names of the custom gradients TensorFlow's global gradient registry holds now.
+
+    `tf.custom_gradient` in a traced function (a replica context's all_reduce uses one) registers
+    its gradient function under a fresh name and never removes it, and that function keeps the
+    whole traced graph alive: a study forgets those of each finished trial
+    (`forget_custom_gradients`).
+    """
+    from tensorflow.python.framework import ops
+
+    return {name for name in ops._gradient_registry._registry if name.startswith(_CUSTOM)}
+
+
+def forget_custom_gradients(keep):
+    """Drops the registry's custom gradients not in `keep` (those of a finished trial's graphs)."""
+    from tensorflow.python.framework import ops
+
+    registry = ops._gradient_registry._registry
+    for name in [n for n in registry if n.startswith(_CUSTOM) and n not in keep]:
+        del registry[name]
+
+
+_CUSTOM = "CustomGradient-"
 
 
 def _patch(module, name, replacement):

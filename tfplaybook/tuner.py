@@ -144,6 +144,7 @@ class PlaybookTuner(internals.InitialSpaceHook, keras_tuner.engine.base_tuner.Ba
         stop = threading.Event()
         beat = threading.Thread(target=heartbeat, args=(directory, stop), daemon=True)
         beat.start()
+        gradients = internals.custom_gradients()
         try:
             status = train.train(config, directory, self.runtime, task=self.task)
         except config_lib.ConfigError as e:
@@ -155,6 +156,7 @@ class PlaybookTuner(internals.InitialSpaceHook, keras_tuner.engine.base_tuner.Ba
         # (0.4 s a trial here): Python's own collector frees the cycles as trials go on, and the
         # 1,000-trial benchmark shows the memory staying flat.
         keras.backend.clear_session(free_memory=False)
+        internals.forget_custom_gradients(gradients)
         # Diverged (or no evaluation): counted and plotted as infeasible, never retried.
         return trial_result(status, config["objective"])
 
