@@ -173,6 +173,27 @@ def test_training_curves_draw_every_trial(study):
     assert [label.split()[1] for label in labels] == [t.id for t in study.best(3)]
 
 
+def test_a_diverged_trials_blow_up_is_clipped_at_the_top_of_the_loss_panel(tmp_path):
+    space = [fx.LR_DIM]
+    fx.make_study(
+        str(tmp_path),
+        space,
+        [{"values": {"optimizer.learning_rate": 0.01 * (i + 1)}} for i in range(3)]
+        + [{"values": {"optimizer.learning_rate": 0.9}, "status": td.DIVERGED, "diverge_at": 60}],
+    )
+    td.append_measurements(str(tmp_path / "trial_003"), [(61, td.TRAIN, "loss", 1e30)])
+    study = study_data.load_study(str(tmp_path))
+    loss_ax = plots.training_curves(study).axes[0]
+    feasible = np.concatenate([t.curve(td.TRAIN, "loss")[1] for t in study.trials if t.feasible])
+    low, high = loss_ax.get_ylim()
+    assert low <= feasible.min() and feasible.max() <= high < 10 * feasible.max()
+    diverged = [line for line in loss_ax.get_lines() if line.get_linestyle() == "--"]
+    assert len(diverged) == 1 and np.nanmax(diverged[0].get_ydata()) == pytest.approx(high)
+    markers = [c for c in loss_ax.collections if len(c.get_offsets())]
+    # The curve leaves the axis at its first non-finite or too-large loss (NaN at step 60).
+    assert [tuple(c.get_offsets()[0]) for c in markers] == [(60.0, pytest.approx(high))]
+
+
 def test_gradient_norm_plot_marks_clip_and_90th_percentile(study):
     best = study.best(1)[0]
     _, norms = best.curve(td.TRAIN, "grad_norm")

@@ -205,13 +205,16 @@ def training_curves(study, top_k=3):
     top = study.best(top_k)
     fig = Figure(figsize=(12, 4.6))
     loss_ax, val_ax = fig.subplots(1, 2)
+    low, high = _loss_limits(trials)
     for trial in trials:
         if trial in top:
             continue
         style = {"color": "silver", "linewidth": 0.8, "alpha": 0.8}
+        steps, losses = trial.curve(td.TRAIN, "loss")
         if not trial.feasible:
             style = {"color": INFEASIBLE_COLOR, "linewidth": 0.8, "alpha": 0.5, "linestyle": "--"}
-        _plot_series(loss_ax, *trial.curve(td.TRAIN, "loss"), **style)
+            steps, losses = _clipped(loss_ax, steps, losses, high)
+        _plot_series(loss_ax, steps, losses, **style)
         _plot_series(val_ax, *trial.curve(td.VALIDATION, study.metric), **style)
     for rank, (trial, color) in enumerate(zip(top, TOP_COLORS), start=1):
         label = f"#{rank} {trial.id} ({trial.objective:.4g})"
@@ -228,11 +231,13 @@ def training_curves(study, top_k=3):
                 edgecolors="black",
                 zorder=5,
             )
-    losses = np.concatenate([trial.curve(td.TRAIN, "loss")[1] for trial in trials])
-    finite = losses[np.isfinite(losses)]
-    if len(finite) and finite.min() > 0:
-        loss_ax.set_yscale("log")
-    loss_ax.set_title("Training loss (gray: other trials, red dashed: infeasible)")
+    if low is not None:
+        if low > 0:
+            loss_ax.set_yscale("log")
+        loss_ax.set_ylim(low, high)
+    loss_ax.set_title(
+        "Training loss (gray: other trials, red dashed: infeasible, ^ clipped at the top)"
+    )
     loss_ax.set_xlabel("step")
     loss_ax.set_ylabel("train loss")
     val_ax.set_title(f"Validation {study.metric} (dots: retrospective best step)")
@@ -244,6 +249,34 @@ def training_curves(study, top_k=3):
             ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     return fig
+
+
+def _loss_limits(trials):
+    """Loss-axis limits from the feasible trials' finite losses (all trials' if none is feasible):
+    a diverged trial's 1e30 must not squash every useful curve."""
+    chosen = [t for t in trials if t.feasible] or trials
+    losses = np.concatenate([t.curve(td.TRAIN, "loss")[1] for t in chosen])
+    finite = losses[np.isfinite(losses)]
+    if not len(finite):
+        return None, None
+    low, high = float(finite.min()), float(finite.max())
+    if low > 0:
+        return low / 1.5, high * 1.5
+    pad = 0.05 * (high - low or 1.0)
+    return low - pad, high + pad
+
+
+def _clipped(ax, steps, losses, high):
+    """An infeasible trial's losses held at the top edge (non-finite too), with a marker where
+    the curve leaves the axis."""
+    steps, losses = np.asarray(steps, float), np.asarray(losses, float)
+    if high is None or not len(losses):
+        return steps, losses
+    over = ~np.isfinite(losses) | (losses > high)
+    if over.any():
+        first = int(np.argmax(over))
+        ax.scatter([steps[first]], [high], marker="^", color=INFEASIBLE_COLOR, s=40, zorder=5)
+    return steps, np.where(over, high, losses)
 
 
 def best_step_plot(study, early_fraction=0.1, late_fraction=0.25):
