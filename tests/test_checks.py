@@ -344,6 +344,14 @@ def test_overfitting_names_the_scientific_value(tmp_path):
 def test_best_step_late_is_flagged(tmp_path):
     result = _result(normal_curves(tmp_path), "best_step_position")
     assert result.verdict == checks.WARNING and "last 25%" in result.finding
+    # Only the advice that applies: train longer, not "max_train_steps is far too high".
+    assert "train longer" in result.advice and "too high" not in result.advice
+
+
+def test_best_step_early_gives_only_the_early_advice(tmp_path):
+    result = _result(best_step_early(tmp_path), "best_step_position")
+    assert result.verdict == checks.WARNING and "first 10%" in result.finding
+    assert "too high" in result.advice and "train longer" not in result.advice
 
 
 def test_adam_budget_recommendations(tmp_path):

@@ -543,9 +543,20 @@ def _best_step_position(study, th):
         "best_step_fractions": {k: _r(f, 3) for k, f in fractions.items()},
     }
     if early >= th["best_step_consistency"]:
-        return WARNING, f"Best step in the first 10% of training in {early:.0%} of trials.", numbers
+        return (
+            WARNING,
+            f"Best step in the first 10% of training in {early:.0%} of trials.",
+            numbers,
+            "Best step nearly always in the first 10%: max_train_steps is far too high.",
+        )
     if late >= th["best_step_consistency"]:
-        return WARNING, f"Best step in the last 25% of training in {late:.0%} of trials.", numbers
+        return (
+            WARNING,
+            f"Best step in the last 25% of training in {late:.0%} of trials.",
+            numbers,
+            "Best step consistently in the last 25%: train longer and re-tune the "
+            "learning-rate decay schedule.",
+        )
     return OK, f"Best step early in {early:.0%} and late in {late:.0%} of trials.", numbers
 
 
@@ -820,12 +831,15 @@ def run_checks(study, thresholds=None, baseline_study=None):
     results = []
     for check in _CHECKS:
         if check.run is _batch_size_retuned:
-            verdict, finding, numbers = check.run(study, th, baseline_study)
+            outcome = check.run(study, th, baseline_study)
         else:
-            verdict, finding, numbers = check.run(study, th)
+            outcome = check.run(study, th)
+        # A check with several pieces of advice returns the one that applies as a 4th item.
+        verdict, finding, numbers = outcome[:3]
+        advice = outcome[3] if len(outcome) > 3 else check.advice
         used = {name: th[name] for name in check.threshold_names}
         result = CheckResult(
-            check.id, check.title, check.checklist, verdict, finding, numbers, check.advice, used
+            check.id, check.title, check.checklist, verdict, finding, numbers, advice, used
         )
         results.append(result)
     return results
