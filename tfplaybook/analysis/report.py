@@ -9,9 +9,10 @@ writes, each atomically:
   trials.csv          one row per trial (see `export`)
   checks.json         the check results as data
 
-Sections have stable ids: summary, checks, next-round (the advice of `--mode=advise`),
-axis-plots, isolation-plots, training-curves, best-step, gradient-norms, trial-budget, then
-any `extra_sections` a procedure adds (id, title, html, md and optionally figures), then trials.
+Sections have stable ids: question (the scientific comparison, `question`), summary, checks,
+next-round (the advice of `--mode=advise`), axis-plots, isolation-plots, training-curves,
+best-step, gradient-norms, trial-budget, then any `extra_sections` a procedure adds (id, title,
+html, md and optionally figures), then trials.
 A tiny inline script records, on load, how many images decoded and which sections exist in a
 hidden `#render-check` element, so a headless browser can verify the page.
 
@@ -28,7 +29,7 @@ from tfplaybook import trial_dir as td
 from tfplaybook.analysis import advise as advise_lib
 from tfplaybook.analysis import budget
 from tfplaybook.analysis import checks as checks_lib
-from tfplaybook.analysis import export, plots, study_data
+from tfplaybook.analysis import export, plots, question, study_data
 from tfplaybook.config import ConfigError
 
 FILES_DIR = "report_files"
@@ -40,6 +41,7 @@ CHECKLIST_NOTE = (
     "it; figure ids P1-P12 refer to docs/plots.md there."
 )
 STANDARD_SECTIONS = (
+    "question",
     "summary",
     "checks",
     "next-round",
@@ -317,7 +319,47 @@ _INTROS = {
 }
 
 
-def _figure_sections(study, th, bootstrap):
+def _question(study, variance):
+    result = question.answer(study, variance)
+    if not study.scientific_dimensions():
+        text = (
+            "This study has no scientific hyperparameter: it tunes nuisance ones only, so it "
+            "answers no comparison (checklist 20-22). Give a search-space dimension "
+            'role="scientific" to compare its values with the others tuned for each.'
+        )
+        return _paragraph(text)
+    if not result["dimensions"]:
+        return _paragraph(
+            "Fewer than two values of the scientific hyperparameters have a feasible trial: "
+            "the study cannot compare them yet."
+        )
+    rows = []
+    for entry in result["dimensions"]:
+        for group in entry["groups"]:
+            rows.append(
+                (
+                    entry["name"],
+                    group["label"],
+                    _fmt(group["best"]),
+                    group["trial"],
+                    ", ".join(f"{v:.4g}" for v in group["top"]),
+                    _fmt(group["spread"]),
+                    str(group["n"]),
+                )
+            )
+    header = (
+        "scientific hyperparameter",
+        "value",
+        f"best {study.metric}",
+        "trial",
+        f"top {question.TOP_NUISANCE} trials (nuisance settings)",
+        "their spread",
+        "feasible trials",
+    )
+    return _join(*(_paragraph(v) for v in result["verdicts"]), _table(header, rows))
+
+
+def _figure_sections(study, th, bootstrap, variance):
     """(id, title, intro, text when empty, [(png name, figure or None, alt text)]) per section."""
     varied = study.varied_dimensions()
     scientific = [d for d in varied if d.role == "scientific"]
@@ -335,7 +377,6 @@ def _figure_sections(study, th, bootstrap):
     curves = [("training_curves", plots.training_curves(study, 3), "training curves")]
     best_step = [("best_step", plots.best_step_plot(study, early, late), "best step per trial")]
     grad = [("gradient_norms", plots.gradient_norm_plot(study), "gradient norms")]
-    variance = budget.study_variance(study) if bootstrap else None
     intro["trial-budget"] = " ".join(
         part
         for part in (
@@ -416,9 +457,11 @@ def write_report(study_dir, thresholds=None, extra_sections=None, baseline_study
     baseline = study_data.load_study(baseline_study_dir) if baseline_study_dir else None
     results = checks_lib.run_checks(study, th, baseline_study=baseline)
     bootstrap = budget.best_of_k(study)  # For the budget figure and the next round's advice.
+    variance = budget.study_variance(study) if bootstrap else None
     export.write_trials_csv(study)
     td.atomic_write_json(os.path.join(study_dir, "checks.json"), [r.to_dict() for r in results])
     page = _Page(study_dir, f"Study report: {study.name}")
+    page.add("question", "The study's question", *_question(study, variance))
     page.add("summary", "Summary", *_summary(study, results))
     page.add("checks", "Post-study checks (checklist 40-52, 69, 98, 119)", *_checks(results, th))
     page.add(
@@ -426,7 +469,7 @@ def write_report(study_dir, thresholds=None, extra_sections=None, baseline_study
         "Next round (checklist 23-27)",
         *_next_round(study_dir, study, th, results, bootstrap),
     )
-    sections, intros = _figure_sections(study, th, bootstrap)
+    sections, intros = _figure_sections(study, th, bootstrap, variance)
     for section_id, title, empty, figures in sections:
         page.add(section_id, title, *_figures(page, figures, empty, intros[section_id]))
     for section_id, title, body_html, body_md, *figures in extra_sections or ():
