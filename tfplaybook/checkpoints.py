@@ -1,17 +1,18 @@
 """Checkpoints: the N best by the objective, and the latest one to resume from after a kill.
 
-`BestCheckpoints` subclasses Keras' `ModelCheckpoint` (its monitor, mode and file naming) and is
-driven by our loop, which calls `on_epoch_end(step, logs)` after every evaluation; it keeps the N
-best weight files instead of one (checklist 91). `LatestCheckpoint` wraps `tf.train.Checkpoint`
-with model, optimizer and step for resumption (checklist 90). Only the chief writes; other workers
-save into a scratch directory that is deleted, as TensorFlow's multi-worker recipe requires.
+`BestCheckpoints` is driven by our loop, which calls `on_epoch_end(step, logs)` after every
+evaluation, like a Keras callback; it keeps the N best weight files (Keras `.weights.h5`) instead
+of one (checklist 91). It is not a Keras `ModelCheckpoint`: it used none of that class (the loop
+is not `fit`), and inheriting it could only break on a Keras upgrade. `LatestCheckpoint` wraps
+`tf.train.Checkpoint` with model, optimizer and step for resumption (checklist 90). Only the chief
+writes; other workers save into a scratch directory that is deleted, as TensorFlow's multi-worker
+recipe requires.
 """
 
 import os
 import shutil
 import tempfile
 
-import keras
 import tensorflow as tf
 
 from tfplaybook import selection, trial_dir
@@ -28,21 +29,15 @@ def weights_name(step):
     return f"step-{int(step):08d}{WEIGHTS_SUFFIX}"
 
 
-class BestCheckpoints(keras.callbacks.ModelCheckpoint):
+class BestCheckpoints:
     """Keeps the `keep` best checkpoints by `monitor` (retrospective selection)."""
 
     def __init__(self, directory, monitor, goal, keep=3, is_chief=True, evaluations=None):
         """See the class docstring; `evaluations` ({step: value} of the monitored metric, from
         the measurements) lets a damaged index.json be rebuilt."""
         os.makedirs(directory, exist_ok=True) if is_chief else None
-        super().__init__(
-            filepath=os.path.join(directory, "step-{epoch:08d}" + WEIGHTS_SUFFIX),
-            monitor=monitor,
-            mode=goal,
-            save_best_only=False,
-            save_weights_only=True,
-            verbose=0,
-        )
+        self.model = None
+        self.monitor = monitor
         self.directory = directory
         self.goal = goal
         self.keep = int(keep)
@@ -94,6 +89,10 @@ class BestCheckpoints(keras.callbacks.ModelCheckpoint):
             step_file = name.startswith("step-") and name.endswith(WEIGHTS_SUFFIX)
             if stray_tmp or (step_file and name not in {self._name(s) for s in listed}):
                 os.remove(os.path.join(self.directory, name))
+
+    def set_model(self, model):
+        """The Keras model whose weights `on_epoch_end` saves."""
+        self.model = model
 
     @staticmethod
     def _name(step):
