@@ -23,10 +23,18 @@ class KerasSchedule(keras.optimizers.schedules.LearningRateSchedule):
         self.base_learning_rate = float(base_learning_rate)
         self.schedule = dict(schedule)
         self.max_train_steps = int(max_train_steps)
+        # A variable, so a traced step serves trials that differ in the learning rate only.
+        self.base = keras.Variable(
+            self.base_learning_rate, dtype="float32", trainable=False, name="base_learning_rate"
+        )
+
+    def set_base(self, learning_rate):
+        self.base_learning_rate = float(learning_rate)
+        self.base.assign(self.base_learning_rate)
 
     def __call__(self, step):
         step = ops.cast(step, "float32")
-        base = self.base_learning_rate
+        base = ops.convert_to_tensor(self.base)
         warmup = float(self.schedule.get("warmup_steps", 0))
         name = self.schedule["name"]
         if name == "constant":
@@ -61,6 +69,17 @@ class Momentum(keras.optimizers.Optimizer):
         super().__init__(learning_rate=learning_rate, name=name, **kw)
         self.momentum = float(momentum)
         self.nesterov = bool(nesterov)
+        # The value the step reads: a variable, so trials that differ only in momentum share a
+        # traced step (tfplaybook.trainer). Whether there is momentum at all stays structural.
+        self.momentum_value = keras.Variable(
+            self.momentum, dtype="float32", trainable=False, name="momentum_value"
+        )
+
+    def set_momentum(self, momentum):
+        if bool(momentum) != bool(self.momentum):
+            raise ValueError("momentum cannot change between zero and non-zero in a traced step")
+        self.momentum = float(momentum)
+        self.momentum_value.assign(self.momentum)
 
     def build(self, variables):
         if self.built:
@@ -78,9 +97,10 @@ class Momentum(keras.optimizers.Optimizer):
             self.assign_sub(variable, lr * gradient)
             return
         velocity = self._velocities[internals.variable_index(self, variable)]
-        new_velocity = self.momentum * velocity + gradient
+        momentum = ops.cast(self.momentum_value, variable.dtype)
+        new_velocity = momentum * velocity + gradient
         self.assign(velocity, new_velocity)
-        direction = self.momentum * new_velocity + gradient if self.nesterov else new_velocity
+        direction = momentum * new_velocity + gradient if self.nesterov else new_velocity
         self.assign_sub(variable, lr * direction)
 
     def get_config(self):
@@ -182,6 +202,7 @@ def make_optimizer(opt_cfg, schedule_cfg, max_train_steps, precision="float32"):
         optimizer = keras.optimizers.AdamW(lr, weight_decay=wd or 0.0, **adam_kw)
     else:
         optimizer = NAdam(lr, weight_decay=wd, name="nadam", **adam_kw)
+    optimizer.playbook_schedule = lr  # The trainer sets its base rate for each trial.
     if precision == "mixed_float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     return optimizer
