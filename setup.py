@@ -28,7 +28,7 @@ setup(
         "tensorboard",
     ],
     extras_require={
-        # gs:// study directories (tfplaybook.storage); imported only when a gs:// path is used.
+        # gs:// study directories (tfplaybook.files.storage); imported only when a gs:// path is used.
         "gcs": ["google-cloud-storage>=3.17.1"],
         # The storage tests run against a GCS API on loopback (gcp-storage-emulator).
         "test": [

@@ -34,7 +34,7 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from tfplaybook import trial_dir as td  # noqa: E402  (pure Python, no TensorFlow)
+from tfplaybook.files import trial_dir as td  # noqa: E402  (pure Python, no TensorFlow)
 
 # Longer trials than the default study's 300 steps, so that most kills land mid-training.
 DEFAULT_OVERRIDES = [

@@ -20,7 +20,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from tfplaybook import tracking  # noqa: E402
-from tfplaybook import trial_dir as td  # noqa: E402
+from tfplaybook.files import trial_dir as td  # noqa: E402
 
 
 def main():

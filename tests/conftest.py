@@ -78,7 +78,7 @@ def free_port():
 
 def read_status(directory):
     """A trial's status.json, or {} while it is missing or being written."""
-    from tfplaybook import trial_dir as td
+    from tfplaybook.files import trial_dir as td
 
     try:
         return td.read_status(directory) or {}

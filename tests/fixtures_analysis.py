@@ -1,4 +1,4 @@
-"""Writes synthetic study directories for the analysis tests, through tfplaybook.trial_dir.
+"""Writes synthetic study directories for the analysis tests, through tfplaybook.files.trial_dir.
 
 Each trial's curves follow a named shape so that a test can build a study that triggers one check
 and another that does not. Curves are a function of progress p = step / max_train_steps:
@@ -22,7 +22,7 @@ import os
 import numpy as np
 
 from tfplaybook import config as config_lib
-from tfplaybook import trial_dir as td
+from tfplaybook.files import trial_dir as td
 from tfplaybook.search import space as space_lib
 
 MAX_TRAIN_STEPS = 400

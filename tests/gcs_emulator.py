@@ -154,7 +154,7 @@ def serving(bucket):
     """
     import pytest
 
-    from tfplaybook import storage
+    from tfplaybook.files import storage
 
     if not available():
         pytest.skip("gcp-storage-emulator is not installed (pip install -e '.[test]')")

@@ -15,10 +15,10 @@ import pytest
 from conftest import run_cli, snapshot
 
 from tfplaybook import task as task_lib
-from tfplaybook import trial_dir as td
 from tfplaybook import validation
 from tfplaybook.analysis import advise
 from tfplaybook.config import ConfigError
+from tfplaybook.files import trial_dir as td
 from tfplaybook.search import space as space_lib
 
 

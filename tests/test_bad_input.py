@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from conftest import run_cli, snapshot
 
-from tfplaybook import trial_dir as td
+from tfplaybook.files import trial_dir as td
 
 MLP = "--experiment=experiments/digits_mlp.py"
 SHORT = [

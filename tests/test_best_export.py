@@ -11,7 +11,7 @@ import tfplaybook
 from tfplaybook import best_export
 from tfplaybook import data as data_lib
 from tfplaybook import task as task_lib
-from tfplaybook import trial_dir as td
+from tfplaybook.files import trial_dir as td
 
 OVERRIDES = ["max_train_steps=40", "eval_every_steps=20", "optimizer.learning_rate=0.01"]
 

@@ -5,7 +5,7 @@ import pytest
 from fixtures_analysis import LR_DIM, base_config, make_study, realistic_study
 
 from tfplaybook.analysis import budget, study_data
-from tfplaybook.trial_dir import COMPLETED, DIVERGED
+from tfplaybook.files.trial_dir import COMPLETED, DIVERGED
 
 
 def study_with(tmp_path, accuracies, statuses=None):
@@ -72,7 +72,7 @@ def test_too_few_trials_say_so(tmp_path):
 
 def _seeded_study(directory, seed, accuracies, space=(LR_DIM,)):
     """A study whose study.json records the config (with its study seed), as a real one does."""
-    from tfplaybook import trial_dir as td
+    from tfplaybook.files import trial_dir as td
 
     study_with(directory, accuracies)
     config = base_config()

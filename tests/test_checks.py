@@ -1,7 +1,7 @@
 """Post-study checks: every check fires on a study built to trigger it and stays quiet otherwise.
 
 Pure tier: no TensorFlow, no matplotlib. Studies are written by fixtures_analysis through
-tfplaybook.trial_dir and read back with study_data.load_study, as the report does.
+tfplaybook.files.trial_dir and read back with study_data.load_study, as the report does.
 """
 
 import math
@@ -13,8 +13,8 @@ import fixtures_analysis as fx
 import numpy as np
 import pytest
 
-from tfplaybook import trial_dir as td
 from tfplaybook.analysis import checks, study_data
+from tfplaybook.files import trial_dir as td
 
 BETA1_DIM = {
     "name": "optimizer.beta1",

@@ -4,14 +4,13 @@ import os
 
 import numpy as np
 import pytest
-
 from conftest import REPO
 
 from tfplaybook import data as data_lib
 from tfplaybook import metrics as metrics_lib
 from tfplaybook import task as task_lib
 from tfplaybook import trainer as train
-from tfplaybook import trial_dir as td
+from tfplaybook.files import trial_dir as td
 
 
 def _config(**top):

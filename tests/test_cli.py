@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from conftest import REPO, run_cli
 
-from tfplaybook import trial_dir as td
+from tfplaybook.files import trial_dir as td
 
 
 def test_helpfull_documents_every_flag_in_a_sentence():

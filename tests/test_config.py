@@ -96,7 +96,7 @@ def test_pure_modules_do_not_import_tensorflow():
 
     code = (
         "import sys; import tfplaybook.config, tfplaybook.schedules, tfplaybook.selection, "
-        "tfplaybook.trial_dir, tfplaybook.flags; "
+        "tfplaybook.files.trial_dir, tfplaybook.flags; "
         "print('tensorflow' in sys.modules or 'keras' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)

@@ -9,7 +9,7 @@ from conftest import REPO
 from tfplaybook import checkpoints
 from tfplaybook import task as task_lib
 from tfplaybook import trainer as train
-from tfplaybook import trial_dir as td
+from tfplaybook.files import trial_dir as td
 
 
 def test_the_average_follows_the_ramped_decay_and_swaps_back_exactly():

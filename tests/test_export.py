@@ -6,8 +6,8 @@ import os
 import fixtures_analysis as fx
 import pytest
 
-from tfplaybook import trial_dir as td
 from tfplaybook.analysis import export, study_data
+from tfplaybook.files import trial_dir as td
 
 SPACE = [
     {

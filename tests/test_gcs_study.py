@@ -15,7 +15,7 @@ import gcs_emulator
 import pytest
 from conftest import REPO, free_port
 
-from tfplaybook import storage
+from tfplaybook.files import storage
 
 BUCKET = "tfplaybook-study"
 MLP = f"--experiment={os.path.join(REPO, 'experiments', 'digits_mlp.py')}"

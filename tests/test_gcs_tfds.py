@@ -3,9 +3,10 @@
 TFDS reads a gs:// data_dir through TensorFlow's C++ GCS filesystem, whose endpoints are fixed
 https URLs: every process here reaches gcp-storage-emulator only through tests/tls_proxy.py (an
 HTTPS proxy with a throwaway CA), and has no STORAGE_EMULATOR_HOST. The embedded digits are
-prepared locally by the project's own code, uploaded with tfplaybook.storage (google-cloud-storage,
-independent of the reader under test), then read back from the bucket by `tfds.load` and by a
-training run of the CLI. An unprepared or unreadable gs:// data_dir is checked too.
+prepared locally by the project's own code, uploaded with tfplaybook.files.storage
+(google-cloud-storage, independent of the reader under test), then read back from the bucket
+by `tfds.load` and by a training run of the CLI. An unprepared or unreadable gs:// data_dir is
+checked too.
 
 No test process imports TensorFlow; each reader is a subprocess with a HOME of its own, so no
 ~/tensorflow_datasets copy can stand in for the bucket.
@@ -28,8 +29,8 @@ import pytest
 import tls_proxy
 from conftest import REPO
 
-from tfplaybook import storage
-from tfplaybook import trial_dir as td
+from tfplaybook.files import storage
+from tfplaybook.files import trial_dir as td
 
 BUCKET = "tfplaybook-tfds"
 DATA_DIR = f"gs://{BUCKET}/tfds"

@@ -22,7 +22,7 @@ import time
 from conftest import REPO, free_port, read_status
 
 from tfplaybook import tracking
-from tfplaybook import trial_dir as td
+from tfplaybook.files import trial_dir as td
 
 STALE_SECONDS = 6
 

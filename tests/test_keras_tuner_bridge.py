@@ -15,9 +15,9 @@ import sys
 import numpy as np
 import pytest
 
-from tfplaybook import trial_dir as td
 from tfplaybook.analysis import report, study_data
 from tfplaybook.config import ConfigError
+from tfplaybook.files import trial_dir as td
 from tfplaybook.search.halton import make_sampler
 from tfplaybook.search.space import SearchSpace, parse
 

@@ -84,7 +84,7 @@ def test_a_study_recorded_before_label_smoothing_existed_still_resumes(tmp_path)
 
 def test_a_smoothed_training_run_logs_the_smoothed_loss_and_evaluates_the_plain_one(tmp_path):
     import tfplaybook
-    from tfplaybook import trial_dir as td
+    from tfplaybook.files import trial_dir as td
 
     losses = {}
     for smoothing in (0.0, 0.3):

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from tfplaybook import trainer as train
-from tfplaybook import trial_dir as td
+from tfplaybook.files import trial_dir as td
 
 RUNTIME = dict(verbose=False, steps_per_loop=10, strategy="cpu", precision="mixed_float16")
 

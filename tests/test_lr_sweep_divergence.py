@@ -14,7 +14,7 @@ from conftest import REPO
 
 from tfplaybook import task as task_lib
 from tfplaybook import trainer as train
-from tfplaybook import trial_dir as td
+from tfplaybook.files import trial_dir as td
 from tfplaybook.procedures import drivers, output
 
 

@@ -9,7 +9,7 @@ import sys
 
 from conftest import REPO
 
-from tfplaybook import trial_dir as td
+from tfplaybook.files import trial_dir as td
 
 
 def free_ports(n):

@@ -9,7 +9,7 @@ from conftest import run_cli
 
 from tfplaybook import tracking
 from tfplaybook import trainer as train
-from tfplaybook import trial_dir as td
+from tfplaybook.files import trial_dir as td
 
 RUNTIME = dict(verbose=False, steps_per_loop=10, strategy="cpu")
 

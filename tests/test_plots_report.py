@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from tfplaybook import trial_dir as td
 from tfplaybook.analysis import compare, plots, report, study_data
+from tfplaybook.files import trial_dir as td
 
 CHROMIUM = "/usr/bin/chromium"
 EXTRA = ("warmup", "Warmup sweep (checklist 110-114)", "<p>extra html</p>", "extra md")

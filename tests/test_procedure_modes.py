@@ -10,7 +10,7 @@ import os
 import numpy as np
 from conftest import run_cli
 
-from tfplaybook import trial_dir as td
+from tfplaybook.files import trial_dir as td
 from tfplaybook.procedures import output
 
 MLP = "--experiment=experiments/digits_mlp.py"

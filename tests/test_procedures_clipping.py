@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tfplaybook import config as config_lib
-from tfplaybook import trial_dir
+from tfplaybook.files import trial_dir
 from tfplaybook.procedures import WARN, clipping
 
 NORMS = np.random.default_rng(0).lognormal(mean=0.0, sigma=0.5, size=1000)

@@ -11,7 +11,7 @@ import pytest
 from conftest import REPO, run_cli, snapshot
 
 from tfplaybook import config as config_lib
-from tfplaybook import trial_dir
+from tfplaybook.files import trial_dir
 from tfplaybook.procedures import WARN, critical_batch, output
 
 STEPS = list(range(10, 1001, 10))

@@ -6,7 +6,7 @@ import math
 import pytest
 
 from tfplaybook import config as config_lib
-from tfplaybook import trial_dir
+from tfplaybook.files import trial_dir
 from tfplaybook.procedures import WARN, lr_sweep
 
 STEPS = list(range(0, 1001, 50))

@@ -11,7 +11,7 @@ import time
 from conftest import REPO, free_port, read_status
 
 from tfplaybook import tracking
-from tfplaybook import trial_dir as td
+from tfplaybook.files import trial_dir as td
 
 sys.path.insert(0, os.path.join(REPO, "bench"))
 

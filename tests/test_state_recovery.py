@@ -20,7 +20,7 @@ import pytest
 from conftest import REPO, run_cli, snapshot
 
 from tfplaybook import tracking
-from tfplaybook import trial_dir as td
+from tfplaybook.files import trial_dir as td
 
 MLP = "experiments/digits_mlp.py"
 SHORT = [

@@ -1,4 +1,4 @@
-"""tfplaybook.storage on both stores: a local tmp dir and a real GCS JSON API on loopback.
+"""tfplaybook.files.storage on both stores: a local tmp dir and a real GCS JSON API on loopback.
 
 The gs:// side runs against gcp-storage-emulator, started once for this module in a subprocess
 (tests/gcs_emulator.py). Those tests are skipped only when the emulator package is not installed
@@ -19,8 +19,8 @@ import uuid
 import gcs_emulator
 import pytest
 
-from tfplaybook import storage
 from tfplaybook.config import ConfigError
+from tfplaybook.files import storage
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUCKET = "tfplaybook-test"
@@ -335,7 +335,8 @@ def test_second_process_reads_what_the_first_wrote(root):
     storage.write_bytes(storage.join(study, "trial_2", "weights.bin"), b"\x00" * 100_000)
     code = f"""
 import json, sys
-from tfplaybook import storage
+from tfplaybook.files import storage
+
 study = {study!r}
 out = {{
     "status": json.loads(storage.read_text(storage.join(study, "trial_1", "status.json"))),
@@ -441,7 +442,9 @@ def test_staging_dir(root, tmp_path, monkeypatch):
     if storage.is_remote(remote):
         assert staged == str(tmp_path / "cache" / "gs" / BUCKET / remote.split("/", 3)[3])
         # The same directory in another process.
-        result = _python(f"from tfplaybook import storage; print(storage.staging_dir({remote!r}))")
+        result = _python(
+            f"from tfplaybook.files import storage; print(storage.staging_dir({remote!r}))"
+        )
         assert result.returncode == 0, result.stderr
         assert result.stdout.strip() == staged
         # The usual round trip: TF writes locally, the mirror sends it up.
@@ -464,7 +467,8 @@ def test_missing_gcs_extra_is_one_line_config_error():
     code = """
 import sys
 sys.modules["google.cloud.storage"] = None  # as if google-cloud-storage were not installed
-from tfplaybook import storage
+from tfplaybook.files import storage
+
 print(storage.join("gs://b", "x"), storage.is_remote("gs://b/x"))  # no library needed
 try:
     storage.exists("gs://b/x")
@@ -489,7 +493,8 @@ def test_missing_credentials_are_one_line_config_error(tmp_path):
         NO_GCE_CHECK="true",
     )
     code = """
-from tfplaybook import storage
+from tfplaybook.files import storage
+
 try:
     storage.read_text("gs://b/x")
 except Exception as e:
@@ -506,7 +511,8 @@ except Exception as e:
 def test_import_loads_neither_tensorflow_nor_the_cloud_client(tmp_path):
     code = f"""
 import sys
-from tfplaybook import storage
+from tfplaybook.files import storage
+
 storage.write_text(storage.join({str(tmp_path)!r}, "x"), "local only")
 print(storage.read_text(storage.join({str(tmp_path)!r}, "x")))
 print(sorted(m for m in ("tensorflow", "keras", "google.cloud.storage") if m in sys.modules))

@@ -5,7 +5,7 @@ import pytest
 
 from tfplaybook import config as config_lib
 from tfplaybook import trainer as train
-from tfplaybook import trial_dir as td
+from tfplaybook.files import trial_dir as td
 
 _SMALL = (
     "max_train_steps=30",

@@ -9,7 +9,7 @@ import tensorflow as tf
 from tfplaybook import config as config_lib
 from tfplaybook import strategy as strategy_lib
 from tfplaybook import trainer as train
-from tfplaybook import trial_dir as td
+from tfplaybook.files import trial_dir as td
 
 QUIET = dict(verbose=False, steps_per_loop=25)
 

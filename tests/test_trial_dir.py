@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from tfplaybook import trial_dir as td
+from tfplaybook.files import trial_dir as td
 
 
 def test_status_round_trip_keeps_previous_fields(tmp_path):

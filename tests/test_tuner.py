@@ -12,7 +12,7 @@ import time
 from conftest import REPO, free_port, run_cli
 
 from tfplaybook import tracking
-from tfplaybook import trial_dir as td
+from tfplaybook.files import trial_dir as td
 
 SMALL = [
     "--experiment=experiments/digits_mlp.py",

@@ -19,7 +19,7 @@ import tfplaybook
 from tfplaybook import data as data_lib
 from tfplaybook import task as task_lib
 from tfplaybook import trainer as train
-from tfplaybook import trial_dir as td
+from tfplaybook.files import trial_dir as td
 
 CPU = dict(strategy="cpu", verbose=False)
 

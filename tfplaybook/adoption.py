@@ -19,8 +19,8 @@ import os
 from tfplaybook import config as config_lib
 from tfplaybook import selection, tracking
 from tfplaybook import trainer as train
-from tfplaybook import trial_dir as td
 from tfplaybook.analysis import compare, report
+from tfplaybook.files import trial_dir as td
 
 
 def best_trial(study_dir):

@@ -114,7 +114,7 @@ def runtime(**options):
 def trial_results(study_dir):
     """TrialResult of every trial directory of a study, in trial order."""
     from tfplaybook import tracking
-    from tfplaybook import trial_dir as td
+    from tfplaybook.files import trial_dir as td
 
     out = []
     for directory in tracking.trial_dirs(study_dir):
@@ -154,9 +154,9 @@ def run_studies(
     The one implementation behind `tfplaybook.tune` and `--mode=tune`. Returns a list of
     StudyResult (one per study; workers get results with no report).
     """
-    from tfplaybook import remote
+    from tfplaybook.files import remote
 
-    # A gs:// study runs in a local staging copy of the bucket (tfplaybook.remote).
+    # A gs:// study runs in a local staging copy of the bucket (tfplaybook.files.remote).
     with remote.workdir(workdir) as local:
         return _run_studies(
             config,
@@ -175,8 +175,9 @@ def run_studies(
 def _run_studies(
     config, task, experiment, workdir, run_options, runs_root, notes, command, role, max_minutes
 ):
-    from tfplaybook import remote, tracking
+    from tfplaybook import tracking
     from tfplaybook.analysis import report
+    from tfplaybook.files import remote
     from tfplaybook.search import designs
 
     plan = designs.study_plan(config, workdir)
@@ -224,8 +225,9 @@ def _run_studies(
 
 def _export_best_trial(result, task, run_options):
     """The study's best trial exported once (tfplaybook.best_export), not every trial."""
-    from tfplaybook import best_export, remote
-    from tfplaybook import trial_dir as td
+    from tfplaybook import best_export
+    from tfplaybook.files import remote
+    from tfplaybook.files import trial_dir as td
 
     best = result.best_trial
     if best is None or best_export.exported(best.directory):
@@ -326,8 +328,7 @@ def train(
 ):
     """Trains one configuration into `workdir` (resuming if interrupted); returns a TrialResult."""
     from tfplaybook import trainer as train_lib
-
-    from tfplaybook import remote
+    from tfplaybook.files import remote
 
     full, task, _, workdir, options = _start(
         experiment, config, build_model, make_dataset, overrides, workdir, "train", runtime_options

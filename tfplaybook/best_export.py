@@ -29,7 +29,7 @@ from tfplaybook import checkpoints
 from tfplaybook import data as data_lib
 from tfplaybook import metrics as metrics_lib
 from tfplaybook import task as task_lib
-from tfplaybook import trial_dir as td
+from tfplaybook.files import trial_dir as td
 
 EXPORT = "export"
 PREDICTIONS = "predictions.jsonl"

@@ -15,7 +15,8 @@ import tempfile
 
 import tensorflow as tf
 
-from tfplaybook import selection, trial_dir
+from tfplaybook import selection
+from tfplaybook.files import trial_dir
 
 BEST = trial_dir.BEST
 BEST_EMA = trial_dir.BEST_EMA

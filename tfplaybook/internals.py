@@ -275,7 +275,7 @@ def _atomic_save_json(path, obj):
     # a write leaves a torn file and the study can no longer be reloaded. Every keras-tuner state
     # write goes through utils.save_json (Stateful.save), so route it through a temporary file
     # and a rename.
-    from tfplaybook import trial_dir
+    from tfplaybook.files import trial_dir
 
     text = json.dumps(obj)
     if "://" in str(path):  # gs:// and other tf.io.gfile paths: keras-tuner's own writer.

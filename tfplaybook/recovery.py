@@ -29,8 +29,8 @@ import os
 import keras_tuner
 
 from tfplaybook import internals
-from tfplaybook import trial_dir as td
 from tfplaybook.config import ConfigError
+from tfplaybook.files import trial_dir as td
 from tfplaybook.search import oracles
 
 ORACLE = "oracle.json"

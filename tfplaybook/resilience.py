@@ -16,9 +16,10 @@ import keras
 import keras_tuner
 from keras_tuner.engine import trial as kt_trial
 
-from tfplaybook import internals, recovery, remote, tracking
+from tfplaybook import internals, recovery, tracking
 from tfplaybook import trainer as train
-from tfplaybook import trial_dir as td
+from tfplaybook.files import remote
+from tfplaybook.files import trial_dir as td
 from tfplaybook.search import oracles
 
 HEARTBEAT = "heartbeat"  # Rewritten by the process running a trial, so a chief can tell it lives.

@@ -110,8 +110,7 @@ def runtime():
 def run_train():
     """--mode=train: one configuration, end to end, into --workdir."""
     from tfplaybook import trainer as train
-
-    from tfplaybook import remote
+    from tfplaybook.files import remote
 
     config, path, task = load_config()
     workdir = flags.WORKDIR.value or default_workdir(path)
@@ -179,7 +178,8 @@ def write_report(study_dir):
 
 def run_analyze():
     """--mode=analyze: (re)write the report of the study in --workdir from its files alone."""
-    from tfplaybook import remote, tracking
+    from tfplaybook import tracking
+    from tfplaybook.files import remote
 
     workdir = flags.WORKDIR.value
     if workdir and remote.is_remote(workdir):

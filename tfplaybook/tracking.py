@@ -12,7 +12,7 @@ import time
 
 from tfplaybook import config as config_lib
 from tfplaybook import selection
-from tfplaybook import trial_dir as td
+from tfplaybook.files import trial_dir as td
 
 INDEX = "index.sqlite"
 COLUMNS = ("name", "experiment", "notes", "trials", "best_value", "command", "status", "workdir")
@@ -78,9 +78,9 @@ class StudyIndex:
     def record(self, workdir, config, experiment, notes, command, status, trials=0, best=None):
         """Inserts or updates the study's row; notes given earlier are kept when none is given.
 
-        A gs:// study's staging copy is recorded by its URL (tfplaybook.remote).
+        A gs:// study's staging copy is recorded by its URL (tfplaybook.files.remote).
         """
-        from tfplaybook import remote
+        from tfplaybook.files import remote
 
         workdir = remote.remote_url(workdir) or os.path.abspath(workdir)
         with self._connect() as db:

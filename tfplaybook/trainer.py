@@ -22,19 +22,20 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfplaybook import batchnorm, best_export, remote
-from tfplaybook import ema as ema_lib
+from tfplaybook import batchnorm, best_export
 from tfplaybook import checkpoints as ckpt_lib
 from tfplaybook import config as config_lib
 from tfplaybook import data as data_lib
+from tfplaybook import ema as ema_lib
 from tfplaybook import internals
 from tfplaybook import metrics as metrics_lib
 from tfplaybook import optimizers, progress, schedules, selection
 from tfplaybook import strategy as strategy_lib
 from tfplaybook import task as task_lib
-from tfplaybook import trial_dir as td
 from tfplaybook import workdir as workdir_lib
 from tfplaybook.choices import PRECISIONS
+from tfplaybook.files import remote
+from tfplaybook.files import trial_dir as td
 from tfplaybook.runtime import Runtime  # noqa: F401  (part of this module's interface)
 
 

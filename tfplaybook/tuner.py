@@ -24,15 +24,16 @@ import keras
 import keras_tuner
 
 from tfplaybook import config as config_lib
-from tfplaybook import internals, progress, remote
+from tfplaybook import internals, progress
 from tfplaybook import strategy as strategy_lib
 from tfplaybook import task as task_lib
 from tfplaybook import tracking
 from tfplaybook import trainer as train
-from tfplaybook import trial_dir as td
 from tfplaybook import validation
 from tfplaybook import workdir as workdir_lib
 from tfplaybook.choices import ORACLES
+from tfplaybook.files import remote
+from tfplaybook.files import trial_dir as td
 from tfplaybook.recovery import repair_tuner_file, trial_result
 from tfplaybook.resilience import (
     HEARTBEAT_SECONDS,

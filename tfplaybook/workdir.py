@@ -13,7 +13,7 @@ import tempfile
 
 from tfplaybook import config as config_lib
 from tfplaybook import metrics, selection
-from tfplaybook import trial_dir as td
+from tfplaybook.files import trial_dir as td
 from tfplaybook.tracking import SAFE_CHANGES
 
 

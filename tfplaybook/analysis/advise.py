@@ -37,9 +37,9 @@ import re
 
 import numpy as np
 
-from tfplaybook import trial_dir as td
 from tfplaybook.analysis import budget, checks, study_data
 from tfplaybook.config import ConfigError
+from tfplaybook.files import trial_dir as td
 
 NEXT_EXPERIMENT = "next_experiment.py"
 WIDEN_FRACTION = 0.5

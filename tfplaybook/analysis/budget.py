@@ -120,8 +120,8 @@ def study_variance(study, resamples=RESAMPLES):
     """
     import os
 
-    from tfplaybook import trial_dir as td
     from tfplaybook.analysis import study_data
+    from tfplaybook.files import trial_dir as td
 
     here = os.path.abspath(study.path)
     try:

@@ -23,8 +23,8 @@ import dataclasses
 
 import numpy as np
 
-from tfplaybook import trial_dir as td
 from tfplaybook.analysis import periodicity, study_data
+from tfplaybook.files import trial_dir as td
 
 OK, WARNING, NA = "ok", "warning", "n/a"
 _MINE = " tfplaybook's choice."

@@ -20,7 +20,7 @@ import io
 import math
 import os
 
-from tfplaybook import trial_dir as td
+from tfplaybook.files import trial_dir as td
 
 BASE_COLUMNS = (
     "trial_id",

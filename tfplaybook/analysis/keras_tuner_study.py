@@ -37,9 +37,9 @@ import os
 
 import numpy as np
 
-from tfplaybook import trial_dir as td
 from tfplaybook.analysis import study_data
 from tfplaybook.config import ConfigError
+from tfplaybook.files import trial_dir as td
 from tfplaybook.search import keras_space
 
 ORACLE = "oracle.json"

@@ -11,8 +11,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator
 
-from tfplaybook import trial_dir as td
 from tfplaybook.analysis import study_data
+from tfplaybook.files import trial_dir as td
 
 BEST_COLOR, TRIAL_COLOR, INFEASIBLE_COLOR = "tab:green", "tab:blue", "tab:red"
 TOP_COLORS = ("tab:green", "tab:orange", "tab:purple", "tab:brown", "tab:pink")

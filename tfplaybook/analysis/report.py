@@ -25,12 +25,12 @@ import html
 import json
 import os
 
-from tfplaybook import trial_dir as td
 from tfplaybook.analysis import advise as advise_lib
 from tfplaybook.analysis import budget
 from tfplaybook.analysis import checks as checks_lib
 from tfplaybook.analysis import export, plots, question, study_data
 from tfplaybook.config import ConfigError
+from tfplaybook.files import trial_dir as td
 
 FILES_DIR = "report_files"
 _TRIAL_COLUMNS = ("trial_id", "status", "objective", "best_step")

@@ -1,7 +1,7 @@
 """Loads a study directory into plain data for the post-study checks, plots and report.
 
 Pure Python and NumPy: no TensorFlow, no matplotlib. Analysis reads trial directories only (see
-`tfplaybook.trial_dir`), so a report can be re-made from a copied study folder. Layout::
+`tfplaybook.files.trial_dir`), so a report can be re-made from a copied study folder. Layout::
 
     STUDY/study.json      {"name", "experiment", "objective": {"metric", "goal"}, "max_trials",
                            "oracle", "search_space": [dimension specs]}
@@ -23,7 +23,7 @@ import os
 
 import numpy as np
 
-from tfplaybook import trial_dir as td
+from tfplaybook.files import trial_dir as td
 from tfplaybook.search import space as space_lib
 
 GOALS = ("max", "min")

@@ -9,7 +9,7 @@ than half of the steps is in effect a learning-rate cut: lower the learning rate
 
 import numpy as np
 
-from tfplaybook import trial_dir
+from tfplaybook.files import trial_dir
 from tfplaybook.procedures import INFO, OK, WARN, check, playbook, result, threshold
 
 METRIC = "grad_norm"

@@ -36,7 +36,7 @@ import numpy as np
 
 from tfplaybook import config as config_lib
 from tfplaybook import selection
-from tfplaybook import trial_dir
+from tfplaybook.files import trial_dir
 from tfplaybook.procedures import INFO, OK, WARN, batch_sweep, check, ours, result, threshold
 
 PROCEDURE = "critical_batch"

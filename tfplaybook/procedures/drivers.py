@@ -13,7 +13,7 @@ import time
 
 from tfplaybook import config as config_lib
 from tfplaybook import metrics, progress, tracking
-from tfplaybook import trial_dir as td
+from tfplaybook.files import trial_dir as td
 from tfplaybook.procedures import (
     batch_sweep,
     clipping,

@@ -13,7 +13,7 @@ import copy
 import numpy as np
 
 from tfplaybook import config as config_lib
-from tfplaybook import trial_dir
+from tfplaybook.files import trial_dir
 from tfplaybook.procedures import INFO, OK, WARN, check, ours, playbook, result, threshold
 
 # How a "perfect fit" reads for each recorded training metric, and the default threshold.
@@ -222,7 +222,7 @@ def series_from_trials(trial_dirs, metric=ERROR, measurement=None, key="optimize
     """Reads {key value: (steps, values)} of a training metric from sweep trial dirs.
 
     Args:
-      trial_dirs: directories written by the sweep runs (tfplaybook.trial_dir format).
+      trial_dirs: directories written by the sweep runs (tfplaybook.files.trial_dir format).
       metric: "error", "accuracy" or "loss"; error is read as 1 - accuracy.
       measurement: the recorded training metric name; None uses MEASUREMENT[metric].
       key: the dotted config key that tells the runs apart, e.g. "schedule.warmup_steps" for

@@ -17,7 +17,7 @@ import io
 import math
 import os
 
-from tfplaybook import trial_dir
+from tfplaybook.files import trial_dir
 
 MEASUREMENTS_JSON = "measurements.json"
 MEASUREMENTS_CSV = "measurements.csv"

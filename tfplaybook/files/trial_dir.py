@@ -28,7 +28,7 @@ import sys
 import tempfile
 import time
 
-from tfplaybook import remote
+from tfplaybook.files import remote
 
 CONFIG = "config.json"
 STATUS = "status.json"
@@ -84,7 +84,7 @@ def atomic_write_bytes(path, data):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    remote.on_write(path)  # A gs:// work directory's copy in the bucket (tfplaybook.remote).
+    remote.on_write(path)  # A gs:// work directory's copy in the bucket (tfplaybook.files.remote).
 
 
 def atomic_write_text(path, text):

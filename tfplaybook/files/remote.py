@@ -34,8 +34,8 @@ import contextlib
 import os
 import threading
 
-from tfplaybook import storage
 from tfplaybook.config import ConfigError
+from tfplaybook.files import storage
 
 _ACTIVE = {}  # Local staging root -> its gs:// URL.
 _LOCK = threading.Lock()
