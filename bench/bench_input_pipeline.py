@@ -34,10 +34,10 @@ def _window(trainer, iterator, steps):
 def measure(name, steps, rounds):
     import keras
 
-    from tfplaybook import data as data_lib
-    from tfplaybook import strategy as strategy_lib
-    from tfplaybook import task as task_lib
-    from tfplaybook import trainer as train
+    from tfplaybook.training import data as data_lib
+    from tfplaybook.training import strategy as strategy_lib
+    from tfplaybook.training import task as task_lib
+    from tfplaybook.training import trainer as train
 
     config, task = task_lib.load(os.path.join(REPO, "experiments", f"{name}.py"))
     runtime = train.Runtime(strategy="cpu", steps_per_loop=steps, verbose=False)

@@ -31,8 +31,12 @@ sys.path.insert(0, {repo!r})
 import numpy as np
 import keras, keras_tuner
 from sklearn.datasets import load_digits
-from tfplaybook import config as config_lib, models
-from tfplaybook import task as task_lib
+from tfplaybook import config as config_lib
+
+from tfplaybook.training import models
+
+from tfplaybook.training import task as task_lib
+
 
 digits = load_digits()
 images = np.round(digits.images * (255.0 / 16.0)).astype("float32")[..., None] / 255.0

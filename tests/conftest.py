@@ -18,7 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 @pytest.fixture(scope="session", autouse=True)
 def _two_cpu_replicas():
     if "tensorflow" in sys.modules:
-        from tfplaybook import strategy
+        from tfplaybook.training import strategy
 
         strategy.split_cpu(2)
 

@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 from conftest import run_cli, snapshot
 
-from tfplaybook import task as task_lib
 from tfplaybook import validation
 from tfplaybook.analysis import advise
 from tfplaybook.config import ConfigError
 from tfplaybook.files import trial_dir as td
 from tfplaybook.search import space as space_lib
+from tfplaybook.training import task as task_lib
 
 
 def _with_config(study_dir, search_space, max_trials, **top_level):
@@ -222,7 +222,7 @@ def test_a_real_study_whose_learning_rates_are_too_low_gets_a_range_extended_upw
         timeout=600,
     )
     assert out.returncode == 0, out.stderr[-2000:]
-    # The study exported its best trial, and only that one (tfplaybook.best_export).
+    # The study exported its best trial, and only that one (tfplaybook.training.best_export).
     exported = sorted(p.parent.parent.name for p in study.glob("trial_*/export/export.json"))
     best = max(
         (p for p in study.glob("trial_*") if (p / "status.json").exists()),

@@ -255,7 +255,7 @@ def test_corrupt_best_index_of_a_finished_trial_is_rebuilt_others_untouched(
 
 
 def _interrupted_run(experiment_config, workdir):
-    from tfplaybook import trainer as train
+    from tfplaybook.training import trainer as train
 
     config = experiment_config(
         "digits_mlp", "max_train_steps=90", "eval_every_steps=30", "checkpoint_every_steps=30"
@@ -267,7 +267,7 @@ def _interrupted_run(experiment_config, workdir):
 
 
 def _finish(config, workdir, runtime, capsys):
-    from tfplaybook import trainer as train
+    from tfplaybook.training import trainer as train
 
     status = train.train(config, str(workdir), runtime)
     lines = capsys.readouterr().err.splitlines()

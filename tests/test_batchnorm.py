@@ -8,7 +8,7 @@ import tensorflow as tf
 def _split_cpu(num_replicas):
     """Splits the CPU into logical devices unless TensorFlow already initialised them."""
     try:
-        from tfplaybook.strategy import split_cpu
+        from tfplaybook.training.strategy import split_cpu
     except ImportError:
         cpus = tf.config.list_physical_devices("CPU")
         try:
@@ -30,7 +30,7 @@ _NUM_CPUS = _split_cpu(2)
 
 import keras  # noqa: E402  (after the CPU split above)
 
-from tfplaybook import batchnorm  # noqa: E402
+from tfplaybook.training import batchnorm  # noqa: E402
 
 pytestmark = pytest.mark.skipif(_NUM_CPUS < 2, reason="needs 2 logical CPU devices")
 
@@ -41,7 +41,7 @@ EPS = 1e-3
 def strategy():
     # The process-wide strategy: a second MirroredStrategy over the same devices would reuse
     # collective keys of the training tests.
-    from tfplaybook.strategy import get_strategy
+    from tfplaybook.training.strategy import get_strategy
 
     return get_strategy("mirrored", "local", 2)
 

@@ -8,10 +8,10 @@ import pytest
 from conftest import REPO, snapshot
 
 import tfplaybook
-from tfplaybook import best_export
-from tfplaybook import data as data_lib
-from tfplaybook import task as task_lib
 from tfplaybook.files import trial_dir as td
+from tfplaybook.training import best_export
+from tfplaybook.training import data as data_lib
+from tfplaybook.training import task as task_lib
 
 OVERRIDES = ["max_train_steps=40", "eval_every_steps=20", "optimizer.learning_rate=0.01"]
 

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from conftest import REPO
 
-from tfplaybook import data as data_lib
-from tfplaybook import metrics as metrics_lib
-from tfplaybook import task as task_lib
-from tfplaybook import trainer as train
 from tfplaybook.files import trial_dir as td
+from tfplaybook.training import data as data_lib
+from tfplaybook.training import metrics as metrics_lib
+from tfplaybook.training import task as task_lib
+from tfplaybook.training import trainer as train
 
 
 def _config(**top):

@@ -95,8 +95,8 @@ def test_pure_modules_do_not_import_tensorflow():
     import subprocess
 
     code = (
-        "import sys; import tfplaybook.config, tfplaybook.schedules, tfplaybook.selection, "
-        "tfplaybook.files.trial_dir, tfplaybook.flags; "
+        "import sys; import tfplaybook.config, tfplaybook.training.schedules, "
+        "tfplaybook.training.selection, tfplaybook.files.trial_dir, tfplaybook.flags; "
         "print('tensorflow' in sys.modules or 'keras' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)

@@ -5,9 +5,9 @@ import pytest
 import tensorflow as tf
 
 from tfplaybook import config as config_lib
-from tfplaybook import data as data_lib
-from tfplaybook import datasets
-from tfplaybook import task as task_lib
+from tfplaybook.training import data as data_lib
+from tfplaybook.training import datasets
+from tfplaybook.training import task as task_lib
 
 REGISTRY = task_lib.Task()
 DIGITS = task_lib.complete_config(

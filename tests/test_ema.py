@@ -6,17 +6,17 @@ import numpy as np
 import pytest
 from conftest import REPO
 
-from tfplaybook import checkpoints
-from tfplaybook import task as task_lib
-from tfplaybook import trainer as train
 from tfplaybook.files import trial_dir as td
+from tfplaybook.training import checkpoints
+from tfplaybook.training import task as task_lib
+from tfplaybook.training import trainer as train
 
 
 def test_the_average_follows_the_ramped_decay_and_swaps_back_exactly():
     import keras
     import tensorflow as tf
 
-    from tfplaybook import ema
+    from tfplaybook.training import ema
 
     weights = keras.Variable(np.array([1.0, -2.0], "float32"))
     average = ema.WeightAverage([weights], decay=0.9)

@@ -7,16 +7,16 @@ import pytest
 from conftest import REPO
 
 from tfplaybook import config as config_lib
-from tfplaybook import models
-from tfplaybook import task as task_lib
-from tfplaybook import trainer as train
+from tfplaybook.training import models
+from tfplaybook.training import task as task_lib
+from tfplaybook.training import trainer as train
 
 
 def build(config, shape=(32, 32, 3), classes=10):
     """The registry model of `config`, built as a trial builds it (a DataSpec of images)."""
     import tensorflow as tf
 
-    from tfplaybook import data as data_lib
+    from tfplaybook.training import data as data_lib
 
     element = (tf.TensorSpec(shape), tf.TensorSpec((), tf.int32), tf.TensorSpec(()))
     spec = data_lib.DataSpec("images", None, element, None, 1, classes)

@@ -51,7 +51,7 @@ WRITES = {"POST", "PUT", "PATCH", "DELETE"}
 DIGEST = """
 import hashlib, json, sys
 import tensorflow_datasets as tfds
-from tfplaybook import datasets, digits_builder  # noqa: F401 (registers the builder)
+from tfplaybook.training import datasets, digits_builder  # noqa: F401 (registers the builder)
 
 data_dir = sys.argv[1]
 if sys.argv[2] == "prepare":

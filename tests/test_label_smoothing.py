@@ -6,10 +6,10 @@ import os
 import numpy as np
 import pytest
 
-from tfplaybook import metrics as metrics_lib
-from tfplaybook import task as task_lib
 from tfplaybook import tracking, validation
 from tfplaybook.config import ConfigError
+from tfplaybook.training import metrics as metrics_lib
+from tfplaybook.training import task as task_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -5,9 +5,9 @@ import os
 
 from conftest import REPO
 
-from tfplaybook import task as task_lib
-from tfplaybook import trainer as train
 from tfplaybook.procedures import drivers
+from tfplaybook.training import task as task_lib
+from tfplaybook.training import trainer as train
 
 DIABETES = os.path.join(REPO, "experiments", "diabetes_regression.py")
 # A bound far below the time of one run: it has always passed when the first run ends.

@@ -13,8 +13,8 @@ import keras
 import numpy as np
 import pytest
 
-from tfplaybook import trainer as train
 from tfplaybook.files import trial_dir as td
+from tfplaybook.training import trainer as train
 
 RUNTIME = dict(verbose=False, steps_per_loop=10, strategy="cpu", precision="mixed_float16")
 

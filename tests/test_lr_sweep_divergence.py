@@ -12,10 +12,10 @@ import os
 
 from conftest import REPO
 
-from tfplaybook import task as task_lib
-from tfplaybook import trainer as train
 from tfplaybook.files import trial_dir as td
 from tfplaybook.procedures import drivers, output
+from tfplaybook.training import task as task_lib
+from tfplaybook.training import trainer as train
 
 
 def test_a_diverging_learning_rate_is_diverged_in_the_table_and_the_summary(tmp_path, capsys):

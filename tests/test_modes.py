@@ -6,8 +6,8 @@ import os
 from conftest import REPO, run_cli
 
 from tfplaybook import config as config_lib
-from tfplaybook import trainer as train
 from tfplaybook.files import trial_dir as td
+from tfplaybook.training import trainer as train
 
 QUICK = ["--override=max_train_steps=80", "--override=eval_every_steps=40", "--quiet"]
 

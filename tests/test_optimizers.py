@@ -5,7 +5,7 @@ import keras
 import numpy as np
 import pytest
 
-from tfplaybook import optimizers, schedules
+from tfplaybook.training import optimizers, schedules
 
 GRADS = [
     np.array([0.5, -1.0], np.float32),

@@ -5,8 +5,8 @@ import copy
 import pytest
 
 from tfplaybook import config as config_lib
-from tfplaybook import schedules
 from tfplaybook.procedures import rounds
+from tfplaybook.training import schedules
 
 
 def production(name="cosine", max_train_steps=3000, **schedule):

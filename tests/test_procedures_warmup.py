@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from tfplaybook import config as config_lib
-from tfplaybook import schedules
 from tfplaybook.procedures import WARN, instability, warmup
+from tfplaybook.training import schedules
 
 
 def baseline(max_train_steps=10000, **schedule):

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from tfplaybook import schedules
+from tfplaybook.training import schedules
 
 
 def lr(step, name, max_steps=100, **fields):

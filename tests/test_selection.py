@@ -2,7 +2,7 @@
 
 import math
 
-from tfplaybook import selection
+from tfplaybook.training import selection
 
 
 def test_best_of_picks_best_not_last_and_skips_nan():

@@ -7,8 +7,8 @@ from conftest import REPO
 
 import tfplaybook
 from tfplaybook import config as config_lib
-from tfplaybook import datasets, metrics, models
-from tfplaybook import task as task_lib
+from tfplaybook.training import datasets, metrics, models
+from tfplaybook.training import task as task_lib
 
 DIGITS_CNN = os.path.join(REPO, "experiments", "digits_cnn.py")
 

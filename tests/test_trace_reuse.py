@@ -4,8 +4,8 @@ run on a shared step ends with exactly the weights it ends with when built fresh
 import pytest
 
 from tfplaybook import config as config_lib
-from tfplaybook import trainer as train
 from tfplaybook.files import trial_dir as td
+from tfplaybook.training import trainer as train
 
 _SMALL = (
     "max_train_steps=30",

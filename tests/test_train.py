@@ -7,9 +7,9 @@ import pytest
 import tensorflow as tf
 
 from tfplaybook import config as config_lib
-from tfplaybook import strategy as strategy_lib
-from tfplaybook import trainer as train
 from tfplaybook.files import trial_dir as td
+from tfplaybook.training import strategy as strategy_lib
+from tfplaybook.training import trainer as train
 
 QUIET = dict(verbose=False, steps_per_loop=25)
 
@@ -19,8 +19,8 @@ def run(config, workdir, **runtime):
 
 
 def digits_test_split():
-    from tfplaybook import datasets
-    from tfplaybook import task as task_lib
+    from tfplaybook.training import datasets
+    from tfplaybook.training import task as task_lib
 
     config = task_lib.complete_config(
         {

@@ -11,7 +11,7 @@ import weakref
 import tensorflow as tf
 
 from tfplaybook import internals
-from tfplaybook import strategy as strategy_lib
+from tfplaybook.training import strategy as strategy_lib
 
 
 def _traced_all_reduce(strategy):

@@ -16,10 +16,10 @@ import tensorflow as tf
 from conftest import REPO, run_cli
 
 import tfplaybook
-from tfplaybook import data as data_lib
-from tfplaybook import task as task_lib
-from tfplaybook import trainer as train
 from tfplaybook.files import trial_dir as td
+from tfplaybook.training import data as data_lib
+from tfplaybook.training import task as task_lib
+from tfplaybook.training import trainer as train
 
 CPU = dict(strategy="cpu", verbose=False)
 

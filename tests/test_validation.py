@@ -9,8 +9,8 @@ import pytest
 from conftest import REPO, run_cli, snapshot
 
 from tfplaybook import config as config_lib
-from tfplaybook import task as task_lib
 from tfplaybook import validation
+from tfplaybook.training import task as task_lib
 
 DIGITS_CNN = os.path.join(REPO, "experiments", "digits_cnn.py")
 DIABETES = os.path.join(REPO, "experiments", "diabetes_regression.py")

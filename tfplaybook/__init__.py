@@ -10,8 +10,8 @@ TensorFlow loads when a study or training starts. The command line is `python -m
 
 from tfplaybook.api import StudyResult, TrialResult, analyze, train, tune
 from tfplaybook.config import ConfigError
-from tfplaybook.datasets import register_dataset
-from tfplaybook.models import register_model
+from tfplaybook.training.datasets import register_dataset
+from tfplaybook.training.models import register_model
 
 __all__ = [
     "ConfigError",

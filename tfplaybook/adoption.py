@@ -17,10 +17,11 @@ trial-to-trial noise comes from the initialisation or from the data order.
 import os
 
 from tfplaybook import config as config_lib
-from tfplaybook import selection, tracking
-from tfplaybook import trainer as train
+from tfplaybook import tracking
 from tfplaybook.analysis import compare, report
 from tfplaybook.files import trial_dir as td
+from tfplaybook.training import selection
+from tfplaybook.training import trainer as train
 
 
 def best_trial(study_dir):
@@ -53,8 +54,8 @@ def study_task(study_dir):
     study.json records the experiment file; a study of a user task is rerun with the same
     build_model and make_dataset, so that file must still exist.
     """
-    from tfplaybook import task as task_lib
     from tfplaybook import tuner
+    from tfplaybook.training import task as task_lib
 
     path = os.path.join(study_dir, tuner.STUDY)
     experiment = td.read_json(path).get("experiment") if os.path.exists(path) else None

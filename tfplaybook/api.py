@@ -24,7 +24,7 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from tfplaybook import config as config_lib  # noqa: E402
-from tfplaybook import task as task_lib  # noqa: E402
+from tfplaybook.training import task as task_lib  # noqa: E402
 
 
 @dataclasses.dataclass
@@ -60,7 +60,7 @@ class StudyResult:
 
 def quiet_libraries():
     """absl's info logging off (TensorFlow's C++ start-up lines: TF_CPP_MIN_LOG_LEVEL above;
-    TFDS' progress bars: tfplaybook.datasets turns them off when it first uses TFDS)."""
+    TFDS' progress bars: tfplaybook.training.datasets turns them off when it first uses TFDS)."""
     from absl import logging
 
     logging.set_verbosity(logging.WARNING)
@@ -105,7 +105,7 @@ def runtime(**options):
         fields = ", ".join(f.name for f in dataclasses.fields(runtime_lib.Runtime))
         raise config_lib.ConfigError(f"{e}; runtime options: {fields}") from None
     if options.num_cpu_replicas > 1:
-        from tfplaybook import strategy as strategy_lib
+        from tfplaybook.training import strategy as strategy_lib
 
         strategy_lib.split_cpu(options.num_cpu_replicas)
     return options
@@ -224,10 +224,10 @@ def _run_studies(
 
 
 def _export_best_trial(result, task, run_options):
-    """The study's best trial exported once (tfplaybook.best_export), not every trial."""
-    from tfplaybook import best_export
+    """The study's best trial exported once (tfplaybook.training.best_export), not every trial."""
     from tfplaybook.files import remote
     from tfplaybook.files import trial_dir as td
+    from tfplaybook.training import best_export
 
     best = result.best_trial
     if best is None or best_export.exported(best.directory):
@@ -327,8 +327,8 @@ def train(
     **runtime_options,
 ):
     """Trains one configuration into `workdir` (resuming if interrupted); returns a TrialResult."""
-    from tfplaybook import trainer as train_lib
     from tfplaybook.files import remote
+    from tfplaybook.training import trainer as train_lib
 
     full, task, _, workdir, options = _start(
         experiment, config, build_model, make_dataset, overrides, workdir, "train", runtime_options

@@ -1,10 +1,10 @@
 """Experiments as plain Python files, strict dotted overrides, and step conversion.
 
 Pure Python: no TensorFlow import. An experiment file defines `get_config() -> dict` and may
-define `build_model` and `make_dataset` (tfplaybook.task). Every mode agrees on these names:
-top-level `batch_size`, `max_train_steps`, `eval_every_steps`, `seed`, `loss`, `metrics`,
+define `build_model` and `make_dataset` (tfplaybook.training.task). Every mode agrees on these
+names: top-level `batch_size`, `max_train_steps`, `eval_every_steps`, `seed`, `loss`, `metrics`,
 `objective`, and the sections `data`, `model`, `optimizer`, `schedule` and `study`. Only
-`batch_size` and `max_train_steps` are required: tfplaybook.task fills in the rest.
+`batch_size` and `max_train_steps` are required: tfplaybook.training.task fills in the rest.
 """
 
 import ast
@@ -65,8 +65,8 @@ def experiment_config(module, path):
 
 
 def load_experiment(path):
-    """The experiment file's config with every default filled in (tfplaybook.task)."""
-    from tfplaybook import task
+    """The experiment file's config with every default filled in (tfplaybook.training.task)."""
+    from tfplaybook.training import task
 
     return task.load(path)[0]
 
@@ -205,7 +205,7 @@ def validate(config):
             f"eval_every_steps={config['eval_every_steps']} exceeds "
             f"max_train_steps={config['max_train_steps']}: no evaluation would run"
         )
-    from tfplaybook import metrics
+    from tfplaybook.training import metrics
 
     if not isinstance(config["metrics"], (list, tuple)):
         raise ConfigError(f"metrics={config['metrics']!r} must be a list of metric identifiers")

@@ -17,10 +17,10 @@ import keras_tuner
 from keras_tuner.engine import trial as kt_trial
 
 from tfplaybook import internals, recovery, tracking
-from tfplaybook import trainer as train
 from tfplaybook.files import remote
 from tfplaybook.files import trial_dir as td
 from tfplaybook.search import oracles
+from tfplaybook.training import trainer as train
 
 HEARTBEAT = "heartbeat"  # Rewritten by the process running a trial, so a chief can tell it lives.
 HEARTBEAT_SECONDS = 2.0
@@ -194,7 +194,7 @@ def repair_trials(study_dir, config, runtime, task=None):
     best-checkpoint index is rebuilt from the weight files and the measurements. Every other
     trial is left untouched. Returns the trial directories that were repaired.
     """
-    from tfplaybook import checkpoints
+    from tfplaybook.training import checkpoints
 
     repaired = []
     for directory in tracking.trial_dirs(study_dir):

@@ -49,10 +49,11 @@ USAGE_EXIT = 2
 def load_config():
     """(config, experiment path, task): the experiment with flags and overrides applied, validated.
 
-    The task (tfplaybook.task.Task) holds the experiment file's own build_model / make_dataset.
+    The task (tfplaybook.training.task.Task) holds the experiment file's own build_model /
+    make_dataset.
     """
-    from tfplaybook import task as task_lib
     from tfplaybook import validation
+    from tfplaybook.training import task as task_lib
 
     path = flags.EXPERIMENT.value or config_lib.default_experiment()
     config, task = task_lib.load(path)
@@ -92,7 +93,7 @@ def runtime():
     from tfplaybook import runtime as runtime_lib
 
     if flags.NUM_CPU_REPLICAS.value > 1:
-        from tfplaybook import strategy
+        from tfplaybook.training import strategy
 
         strategy.split_cpu(flags.NUM_CPU_REPLICAS.value)
     return runtime_lib.Runtime(
@@ -109,8 +110,8 @@ def runtime():
 
 def run_train():
     """--mode=train: one configuration, end to end, into --workdir."""
-    from tfplaybook import trainer as train
     from tfplaybook.files import remote
+    from tfplaybook.training import trainer as train
 
     config, path, task = load_config()
     workdir = flags.WORKDIR.value or default_workdir(path)
@@ -382,8 +383,8 @@ def run_bn_check():
     """--mode=bn_check: per-replica batch-norm statistics before and after a few steps."""
     import tensorflow as tf
 
-    from tfplaybook import batchnorm
-    from tfplaybook import trainer as train
+    from tfplaybook.training import batchnorm
+    from tfplaybook.training import trainer as train
 
     config, _, task = load_config()
     trainer = train.Trainer(config, "", runtime(), task=task)  # Writes nothing: no run() call.

@@ -11,8 +11,8 @@ import sqlite3
 import time
 
 from tfplaybook import config as config_lib
-from tfplaybook import selection
 from tfplaybook.files import trial_dir as td
+from tfplaybook.training import selection
 
 INDEX = "index.sqlite"
 COLUMNS = ("name", "experiment", "notes", "trials", "best_value", "command", "status", "workdir")
@@ -233,7 +233,7 @@ def check_study_dir(study_dir, config):
 def _added_at_default(saved, config, key):
     """True for a key the study's config lacks (a setting added by a newer tfplaybook) whose
     value is its base default: the trials ran with that behaviour, so it is no change."""
-    from tfplaybook import task as task_lib
+    from tfplaybook.training import task as task_lib
 
     try:
         config_lib.get_path(saved, key)

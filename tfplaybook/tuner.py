@@ -24,12 +24,7 @@ import keras
 import keras_tuner
 
 from tfplaybook import config as config_lib
-from tfplaybook import internals, progress
-from tfplaybook import strategy as strategy_lib
-from tfplaybook import task as task_lib
-from tfplaybook import tracking
-from tfplaybook import trainer as train
-from tfplaybook import validation
+from tfplaybook import internals, progress, tracking, validation
 from tfplaybook import workdir as workdir_lib
 from tfplaybook.choices import ORACLES
 from tfplaybook.files import remote
@@ -46,6 +41,9 @@ from tfplaybook.resilience import (
 )
 from tfplaybook.search import oracles
 from tfplaybook.search import space as space_lib
+from tfplaybook.training import strategy as strategy_lib
+from tfplaybook.training import task as task_lib
+from tfplaybook.training import trainer as train
 
 STUDY = tracking.STUDY
 
@@ -69,7 +67,7 @@ def make_oracle(config, space):
 
 
 class PlaybookTuner(internals.InitialSpaceHook, keras_tuner.engine.base_tuner.BaseTuner):
-    """Runs each trial with `tfplaybook.trainer.train` into the trial's directory."""
+    """Runs each trial with `tfplaybook.training.trainer.train` into the trial's directory."""
 
     def __init__(
         self, oracle, base_config, space, runtime, study_dir, task=None, deadline=None, **kwargs
@@ -256,8 +254,8 @@ def check_dataset(config, runtime=None, task=None):
     With `runtime`, the dataset is resolved as a trial would (prepared, or downloadable with
     --download); without, only the name of a TFDS dataset is checked against TFDS' registry.
     """
-    from tfplaybook import data as data_lib
-    from tfplaybook import task as task_lib
+    from tfplaybook.training import data as data_lib
+    from tfplaybook.training import task as task_lib
 
     if runtime is not None:
         data_lib.get_data_spec(config, task or task_lib.Task(), runtime.download)
@@ -304,8 +302,8 @@ def prepare_study(config, study_dir, runtime=None, task=None, checked=False):
 def tune(config, study_dir, runtime, experiment_path, task=None, max_minutes=None, checked=False):
     """Runs (or resumes) the study in `study_dir`; returns the tuner.
 
-    `task` (tfplaybook.task.Task) builds every trial's model and data; None uses the registries.
-    With `max_minutes`, no trial starts once that much time has passed (the study stays
+    `task` (tfplaybook.training.task.Task) builds every trial's model and data; None uses the
+    registries. With `max_minutes`, no trial starts once that much time has passed (the study stays
     resumable: the same command continues it); `tuner.cut_short` then says so.
     """
     space = prepare_study(config, study_dir, runtime, task, checked)

@@ -14,9 +14,10 @@ divides the batch. Nothing here imports TensorFlow: a bad config answers before 
 import math
 import numbers
 
-from tfplaybook import choices, datasets, metrics, models, schedules
-from tfplaybook import task as task_lib
+from tfplaybook import choices
 from tfplaybook.config import ConfigError
+from tfplaybook.training import datasets, metrics, models, schedules
+from tfplaybook.training import task as task_lib
 
 # Top-level keys a config may hold (besides those of BASE_DEFAULTS).
 TOP_LEVEL = ("batch_size", "max_train_steps", "eval_every_steps", "metrics", "objective", "study")
@@ -123,7 +124,7 @@ def check_config(config, task=None, study=True):
     """Raises ConfigError for the first bad value of `config` (see the module docstring).
 
     Args:
-      config: a completed config (tfplaybook.task.complete_config).
+      config: a completed config (tfplaybook.training.task.complete_config).
       task: the Task (None: registries only).
       study: also check the study section and every corner of its search space.
     """
@@ -199,7 +200,7 @@ def corners(space):
 
 def check_runtime(strategy, tpu, num_cpu_replicas, precision, steps_per_loop, batch_size=None):
     """The flags' execution settings; the replica count divides `batch_size` when known here."""
-    from tfplaybook import strategy as strategy_lib
+    from tfplaybook.training import strategy as strategy_lib
 
     _one_of("--strategy", strategy, choices.STRATEGIES)
     _one_of("--precision", precision, choices.PRECISIONS)

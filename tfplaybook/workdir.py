@@ -12,9 +12,9 @@ import shutil
 import tempfile
 
 from tfplaybook import config as config_lib
-from tfplaybook import metrics, selection
 from tfplaybook.files import trial_dir as td
 from tfplaybook.tracking import SAFE_CHANGES
+from tfplaybook.training import metrics, selection
 
 
 def prepare(workdir, config):
@@ -104,7 +104,7 @@ def recover_status(workdir, config):
     """
     import tensorflow as tf
 
-    from tfplaybook import checkpoints as ckpt_lib
+    from tfplaybook.training import checkpoints as ckpt_lib
 
     directory = os.path.join(workdir, td.CHECKPOINTS, ckpt_lib.LATEST)
     path = tf.train.latest_checkpoint(directory) if os.path.isdir(directory) else None

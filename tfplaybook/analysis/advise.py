@@ -422,7 +422,7 @@ def advise(study_dir, thresholds=None, task=None, study=None, results=None, boot
         raise ConfigError(f"{study_dir!r} has no feasible trial with an objective to learn from")
     experiment = description.get("experiment") or ""
     if task is None:
-        from tfplaybook import task as task_lib
+        from tfplaybook.training import task as task_lib
 
         task = task_lib.declared(description.get("task_functions", ()))
     results = {r.id: r for r in (results or checks.run_checks(study, thresholds))}

@@ -35,9 +35,9 @@ import math
 import numpy as np
 
 from tfplaybook import config as config_lib
-from tfplaybook import selection
 from tfplaybook.files import trial_dir
 from tfplaybook.procedures import INFO, OK, WARN, batch_sweep, check, ours, result, threshold
+from tfplaybook.training import selection
 
 PROCEDURE = "critical_batch"
 LEARNING_RATE = "optimizer.learning_rate"

@@ -12,7 +12,7 @@ import os
 import time
 
 from tfplaybook import config as config_lib
-from tfplaybook import metrics, progress, tracking
+from tfplaybook import progress, tracking
 from tfplaybook.files import trial_dir as td
 from tfplaybook.procedures import (
     batch_sweep,
@@ -24,6 +24,7 @@ from tfplaybook.procedures import (
     rounds,
     warmup,
 )
+from tfplaybook.training import metrics
 
 # A log grid around the config's learning rate, half a decade apart (checklist 71c).
 DEFAULT_LR_FACTORS = (0.1, 0.316, 1.0, 3.16, 10.0)
@@ -65,7 +66,7 @@ def _rule(fn, *args, **kwargs):
 
 
 def _strategy(runtime):
-    from tfplaybook import strategy as strategy_lib
+    from tfplaybook.training import strategy as strategy_lib
 
     return strategy_lib.get_strategy(runtime.strategy, runtime.tpu, runtime.num_cpu_replicas)
 
@@ -133,8 +134,8 @@ def _measure_batch(config, task, batch, strategy, runtime, workdir, steps, repea
     """(real record, synthetic record) for one batch size (checklist 7-8)."""
     import tensorflow as tf
 
-    from tfplaybook import data as data_lib
-    from tfplaybook import trainer as train
+    from tfplaybook.training import data as data_lib
+    from tfplaybook.training import trainer as train
 
     try:
         sized = dict(config, batch_size=batch)
@@ -273,9 +274,9 @@ def run_critical_batch(
     `max_minutes`, the sweep stops after the trial in progress when the time is up, analyses what
     it measured and says in its summary that it was cut short.
     """
-    from tfplaybook import strategy as strategy_lib
     from tfplaybook import validation
     from tfplaybook import workdir as workdir_lib
+    from tfplaybook.training import strategy as strategy_lib
 
     if trials is None or trials < 1:
         raise config_lib.ConfigError(f"--critical_trials={trials!r} must be >= 1")
@@ -390,7 +391,7 @@ def _train_all(configs, dirs, runtime, strategy, task, what, label, deadline=Non
     `label(config)` names one run in the progress line. With an expired `deadline`, stops after
     the run in progress (at least one run is always trained).
     """
-    from tfplaybook import trainer as train
+    from tfplaybook.training import trainer as train
 
     if runtime.verbose:
         steps = configs[0]["max_train_steps"] if configs else 0

@@ -8,15 +8,15 @@ full budget, spending the extra steps at a high learning rate rather than a smal
 - cosine decay: keep the base learning rate and stretch the schedule to the new max_train_steps;
 - constant: simply train longer.
 
-Schedule fields are those of tfplaybook.schedules: name, warmup_steps, decay_start_step (the
-decay starts at max(warmup_steps, decay_start_step)), decay_steps (0: until max_train_steps) and
-end_factor. A config whose schedule section lacks decay_start_step gets it added in round 2.
+Schedule fields are those of tfplaybook.training.schedules: name, warmup_steps, decay_start_step
+(the decay starts at max(warmup_steps, decay_start_step)), decay_steps (0: until max_train_steps)
+and end_factor. A config whose schedule section lacks decay_start_step gets it added in round 2.
 """
 
 import copy
 
-from tfplaybook import schedules
 from tfplaybook.procedures import INFO, OK, check, playbook, result, threshold
+from tfplaybook.training import schedules
 
 ROUND1_FRACTION = 0.1  # Checklist 72: many questions can be answered at ~10% of production length.
 TRANSFER = (

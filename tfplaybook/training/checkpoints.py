@@ -15,8 +15,8 @@ import tempfile
 
 import tensorflow as tf
 
-from tfplaybook import selection
 from tfplaybook.files import trial_dir
+from tfplaybook.training import selection
 
 BEST = trial_dir.BEST
 BEST_EMA = trial_dir.BEST_EMA

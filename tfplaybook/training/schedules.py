@@ -11,8 +11,8 @@ warmup from 0 prepended (checklist 110-113). Fields of the config's `schedule` s
   decay_steps       length of the decay (0: until max_train_steps)
   end_factor        final learning rate as a fraction of the base rate
 
-`tfplaybook.optimizers.KerasSchedule` evaluates the same formula in TensorFlow; a test checks they
-agree step for step.
+`tfplaybook.training.optimizers.KerasSchedule` evaluates the same formula in TensorFlow; a test
+checks they agree step for step.
 """
 
 import math

@@ -1,8 +1,9 @@
-"""The tf.data input pipeline around any task's `make_dataset` (tfplaybook.task, docs/tasks.md).
+"""The tf.data input pipeline around any task's `make_dataset` (tfplaybook.training.task,
+docs/tasks.md).
 
 `make_dataset(split, config[, input_context])` gives unbatched `(features, label)` or
 `(features, label, weight)` examples; everything else happens here, the same for the shipped
-datasets (tfplaybook.datasets) and a user's own. Training data is sharded per host (by the
+datasets (tfplaybook.training.datasets) and a user's own. Training data is sharded per host (by the
 function itself when it takes `input_context`, else here by example), cached, shuffled with a seed
 that differs per host (checklist 95), batched with `drop_remainder` (static shapes for TPUs) and
 prefetched (checklist 80). Evaluation covers the split exactly once: each host's shard is padded
@@ -17,8 +18,8 @@ import time
 
 import tensorflow as tf
 
-from tfplaybook import datasets
 from tfplaybook.config import ConfigError
+from tfplaybook.training import datasets
 
 AUTOTUNE = tf.data.AUTOTUNE
 SPLITS = ("train", "eval")

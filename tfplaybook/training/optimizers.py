@@ -11,13 +11,15 @@ Weight decay is decoupled (theta <- theta - lr wd theta) for every optimizer.
 import keras
 from keras import ops
 
-from tfplaybook import internals, schedules
+from tfplaybook import internals
 from tfplaybook.choices import OPTIMIZERS
 from tfplaybook.config import ConfigError
+from tfplaybook.training import schedules
 
 
 class KerasSchedule(keras.optimizers.schedules.LearningRateSchedule):
-    """`tfplaybook.schedules.learning_rate` in Keras ops, driven by the optimizer's step."""
+    """`tfplaybook.training.schedules.learning_rate` in Keras ops, driven by the optimizer's
+    step."""
 
     def __init__(self, base_learning_rate, schedule, max_train_steps):
         self.base_learning_rate = float(base_learning_rate)
@@ -70,7 +72,8 @@ class Momentum(keras.optimizers.Optimizer):
         self.momentum = float(momentum)
         self.nesterov = bool(nesterov)
         # The value the step reads: a variable, so trials that differ only in momentum share a
-        # traced step (tfplaybook.trainer). Whether there is momentum at all stays structural.
+        # traced step (tfplaybook.training.trainer). Whether there is momentum at all stays
+        # structural.
         self.momentum_value = keras.Variable(
             self.momentum, dtype="float32", trainable=False, name="momentum_value"
         )

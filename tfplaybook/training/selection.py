@@ -1,8 +1,8 @@
 """Retrospective checkpoint selection as pure functions (checklist 43, 91).
 
 A trial is scored by its best evaluation over training, not its last, and the N best checkpoints
-are kept. No TensorFlow here: the Keras callback in `tfplaybook.checkpoints` and the analysis both
-call these.
+are kept. No TensorFlow here: the Keras callback in `tfplaybook.training.checkpoints` and the
+analysis both call these.
 """
 
 import math

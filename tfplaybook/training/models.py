@@ -1,11 +1,12 @@
 """Model registry: a dict of builders with their default hyperparameters, and a getter.
 
 Every builder follows the task contract (docs/tasks.md): `build(config, data_spec) ->
-keras.Model`, where `config` is the merged trial config and `data_spec` a `tfplaybook.data.DataSpec`
-(element spec, example counts, number of classes). A user's own `build_model(config, data_spec)`
-in an experiment file, or one registered with `register_model`, is called the same way: nothing
-shipped is special. Each builder's defaults are merged into the config's `model` section before
-overrides, so every knob it reads is listed in config.json and can be overridden.
+keras.Model`, where `config` is the merged trial config and `data_spec` a
+`tfplaybook.training.data.DataSpec` (element spec, example counts, number of classes). A user's own
+`build_model(config, data_spec)` in an experiment file, or one registered with `register_model`, is
+called the same way: nothing shipped is special. Each builder's defaults are merged into the
+config's `model` section before overrides, so every knob it reads is listed in config.json and can
+be overridden.
 
 This module imports no Keras or TensorFlow at import time (the builders import it when called), so
 the names and defaults can be checked before TensorFlow loads.
@@ -31,7 +32,7 @@ class Builder:
 def _norm(cfg, name):
     kind = cfg["normalization"]
     if kind == "batch":
-        from tfplaybook import batchnorm
+        from tfplaybook.training import batchnorm
 
         return batchnorm.make_batch_norm(
             cfg["batch_norm"], cfg["virtual_batch_size"], momentum=cfg["bn_momentum"], name=name

@@ -22,21 +22,21 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfplaybook import batchnorm, best_export
-from tfplaybook import checkpoints as ckpt_lib
 from tfplaybook import config as config_lib
-from tfplaybook import data as data_lib
-from tfplaybook import ema as ema_lib
-from tfplaybook import internals
-from tfplaybook import metrics as metrics_lib
-from tfplaybook import optimizers, progress, schedules, selection
-from tfplaybook import strategy as strategy_lib
-from tfplaybook import task as task_lib
+from tfplaybook import internals, progress
 from tfplaybook import workdir as workdir_lib
 from tfplaybook.choices import PRECISIONS
 from tfplaybook.files import remote
 from tfplaybook.files import trial_dir as td
 from tfplaybook.runtime import Runtime  # noqa: F401  (part of this module's interface)
+from tfplaybook.training import batchnorm, best_export
+from tfplaybook.training import checkpoints as ckpt_lib
+from tfplaybook.training import data as data_lib
+from tfplaybook.training import ema as ema_lib
+from tfplaybook.training import metrics as metrics_lib
+from tfplaybook.training import optimizers, schedules, selection
+from tfplaybook.training import strategy as strategy_lib
+from tfplaybook.training import task as task_lib
 
 
 class Diverged(Exception):
@@ -215,8 +215,8 @@ def forget_traces():
 class Trainer:
     """Builds everything for one configuration and runs it to `max_train_steps`.
 
-    `task` (tfplaybook.task.Task) supplies the model builder and the dataset function; None reads
-    both from the registries (`model.name`, `data.dataset`).
+    `task` (tfplaybook.training.task.Task) supplies the model builder and the dataset function; None
+    reads both from the registries (`model.name`, `data.dataset`).
     """
 
     def __init__(self, config, workdir, runtime, strategy=None, task=None):
@@ -735,7 +735,7 @@ def train(config, workdir, runtime, strategy=None, task=None, export=False):
 
     Everything that can be wrong with the input is checked before anything is written. With
     `export`, the chief then writes WORKDIR/export/ from the best checkpoint (predictions on a
-    fixed sample, .keras and SavedModel: tfplaybook.best_export), also for a run that had
+    fixed sample, .keras and SavedModel: tfplaybook.training.best_export), also for a run that had
     finished before without one.
 
     Returns:

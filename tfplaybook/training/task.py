@@ -3,14 +3,15 @@
 A task is two functions (docs/tasks.md):
 
 - `build_model(config, data_spec) -> keras.Model`: `config` is the merged trial config,
-  `data_spec` a `tfplaybook.data.DataSpec` (element spec, example counts, classes when known);
+  `data_spec` a `tfplaybook.training.data.DataSpec` (element spec, example counts, classes when
+  known);
 - `make_dataset(split, config[, input_context]) -> tf.data.Dataset` of unbatched
   `(features, label)` or `(features, label, weight)` examples, `split` "train" or "eval".
 
 They come from an experiment file (functions named `build_model` / `make_dataset` beside
 `get_config()`), from the Python API (callables), or from the registries (`model.name`,
-`data.dataset`; tfplaybook.models and tfplaybook.datasets). The loss and metrics are config keys
-(`loss`, `metrics`, `from_logits`; tfplaybook.metrics).
+`data.dataset`; tfplaybook.training.models and tfplaybook.training.datasets). The loss and metrics
+are config keys (`loss`, `metrics`, `from_logits`; tfplaybook.training.metrics).
 
 `complete_config` merges, in order: the base defaults below, the registered builder's and
 dataset's own defaults, and the user's config; derived defaults (evaluation interval, metrics that
@@ -24,8 +25,8 @@ import copy
 import dataclasses
 
 from tfplaybook import config as config_lib
-from tfplaybook import datasets, metrics, models
 from tfplaybook.config import ConfigError
+from tfplaybook.training import datasets, metrics, models
 
 # Every key the loop, the pipeline and the optimizer read, with its default.
 BASE_DEFAULTS = {
@@ -36,8 +37,8 @@ BASE_DEFAULTS = {
     "divergence_loss_factor": 20.0,
     "loss": "sparse_categorical_crossentropy",
     "from_logits": True,
-    "ema_decay": 0.0,  # > 0: also evaluate and keep an average of the weights (tfplaybook.ema).
-    "label_smoothing": 0.0,  # Training loss only; cross-entropy losses (tfplaybook.metrics).
+    "ema_decay": 0.0,  # > 0: also evaluate and keep an average of the weights (training.ema).
+    "label_smoothing": 0.0,  # Training loss only; cross-entropy losses (training.metrics).
     "data": {
         "eval_batch_size": 0,  # 0: the training batch size (checklist 83).
         "shuffle_buffer": 2048,

@@ -3,9 +3,9 @@
 Every entry follows the task contract (docs/tasks.md): `make(split, config, input_context=None)`
 returns a `tf.data.Dataset` of *unbatched* `(features, label)` or `(features, label, weight)`
 examples for `split` "train" or "eval", already preprocessed (the shipped image datasets scale
-their uint8 pixels to [0, 1] themselves). `tfplaybook.data` does the rest for any entry and for a
-user's own `make_dataset`: per-host sharding, caching, shuffling with per-host seeds, batching with
-static shapes, weight-0 padding for exact evaluation, prefetch.
+their uint8 pixels to [0, 1] themselves). `tfplaybook.training.data` does the rest for any entry and
+for a user's own `make_dataset`: per-host sharding, caching, shuffling with per-host seeds, batching
+with static shapes, weight-0 padding for exact evaluation, prefetch.
 
 An entry may also have `describe(config, download) -> dict` with what it knows without reading the
 data (`num_classes`, `num_train_examples`, `num_eval_examples`); it prepares what must be prepared
@@ -87,7 +87,9 @@ def _prepared_tfds_builder(config, download):
     name = _tfds_name(config)
     data_dir = config["data"]["data_dir"] or default_data_dir()
     if name == EMBEDDED_DIGITS:
-        from tfplaybook import digits_builder  # noqa: F401  (defining the class registers it)
+        from tfplaybook.training import (  # noqa: F401  (defining the class registers it)
+            digits_builder,
+        )
     try:
         builder = tfds.builder(name, data_dir=data_dir, try_gcs=False)
     except Exception as e:  # TFDS raises several types for unknown names.

@@ -25,11 +25,11 @@ import os
 import shutil
 import tempfile
 
-from tfplaybook import checkpoints
-from tfplaybook import data as data_lib
-from tfplaybook import metrics as metrics_lib
-from tfplaybook import task as task_lib
 from tfplaybook.files import trial_dir as td
+from tfplaybook.training import checkpoints
+from tfplaybook.training import data as data_lib
+from tfplaybook.training import metrics as metrics_lib
+from tfplaybook.training import task as task_lib
 
 EXPORT = "export"
 PREDICTIONS = "predictions.jsonl"
