@@ -25,8 +25,8 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from tfplaybook import tracking  # noqa: E402
 from tfplaybook.files import trial_dir as td  # noqa: E402
+from tfplaybook.study import tracking  # noqa: E402
 
 OVERRIDES = (
     "model.depth=1",

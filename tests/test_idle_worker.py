@@ -3,7 +3,8 @@
 keras-tuner's chief exits once no trial is ongoing and every tuner that ever asked for a trial has
 been told to stop; a worker killed while it held no trial is never told, and the chief waited for
 ever. The chief now forgets a tuner that holds no trial and has not asked for one for
-study.stale_trial_seconds (tfplaybook.resilience). Loopback chief + two workers, real processes.
+study.stale_trial_seconds (tfplaybook.study.resilience). Loopback chief + two workers, real
+processes.
 
 The moment is made certain, not raced: worker w1 is paused (SIGSTOP) inside the last trial, so
 worker w2, started then, can only be told to wait (every trial is assigned); it says so on its
@@ -21,8 +22,8 @@ import time
 
 from conftest import REPO, free_port, read_status
 
-from tfplaybook import tracking
 from tfplaybook.files import trial_dir as td
+from tfplaybook.study import tracking
 
 STALE_SECONDS = 6
 
@@ -133,8 +134,9 @@ def test_a_worker_killed_while_idle_does_not_keep_the_chief_from_ending(tmp_path
 
 def _chief_oracle(monkeypatch, project, max_trials, stale_seconds=60):
     """The CLI's study oracle for digits_mlp, as a chief's (by keras-tuner's environment)."""
-    from tfplaybook import api, tuner
+    from tfplaybook import api
     from tfplaybook.search import space as space_lib
+    from tfplaybook.study import tuner
 
     monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
     monkeypatch.setenv("KERASTUNER_ORACLE_PORT", str(free_port()))

@@ -6,8 +6,9 @@ import os
 import numpy as np
 import pytest
 
-from tfplaybook import tracking, validation
+from tfplaybook import validation
 from tfplaybook.config import ConfigError
+from tfplaybook.study import tracking
 from tfplaybook.training import metrics as metrics_lib
 from tfplaybook.training import task as task_lib
 

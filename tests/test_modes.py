@@ -14,7 +14,7 @@ QUICK = ["--override=max_train_steps=80", "--override=eval_every_steps=40", "--q
 
 def make_study(study_dir, learning_rate):
     """A real two-trial study of digits_mlp whose learning rates lie near `learning_rate`."""
-    from tfplaybook import tracking, tuner
+    from tfplaybook.study import tracking, tuner
 
     path = os.path.join(REPO, "experiments", "digits_mlp.py")
     space = [
@@ -104,7 +104,7 @@ def test_rerun_vary_separates_initialisation_from_data_order(tmp_path):
 
 
 def adoption_best(study_dir):
-    from tfplaybook import adoption
+    from tfplaybook.study import adoption
 
     return adoption.best_trial(str(study_dir))[0]
 

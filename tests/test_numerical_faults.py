@@ -7,8 +7,8 @@ import json
 import numpy as np
 from conftest import run_cli
 
-from tfplaybook import tracking
 from tfplaybook.files import trial_dir as td
+from tfplaybook.study import tracking
 from tfplaybook.training import trainer as train
 
 RUNTIME = dict(verbose=False, steps_per_loop=10, strategy="cpu")

@@ -10,8 +10,8 @@ import time
 
 from conftest import REPO, free_port, read_status
 
-from tfplaybook import tracking
 from tfplaybook.files import trial_dir as td
+from tfplaybook.study import tracking
 
 sys.path.insert(0, os.path.join(REPO, "bench"))
 

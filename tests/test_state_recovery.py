@@ -1,7 +1,7 @@
 """A study's keras-tuner files damaged between two runs: rebuilt from the trial directories.
 
 An empty, torn, wrongly shaped or missing oracle.json, a damaged trial.json and a damaged
-tuner0.json each get a `warning: ...` line and a rebuild (tfplaybook.recovery); the study then
+tuner0.json each get a `warning: ...` line and a rebuild (tfplaybook.study.recovery); the study then
 continues its quasi-random sequence exactly where an undamaged one would, ends with exactly
 max_trials trials, and leaves every finished trial byte-identical. What cannot be rebuilt is one
 `error: ...` line, exit 2, and no file changed. Trial ids keep the width of the study's first
@@ -19,8 +19,8 @@ import time
 import pytest
 from conftest import REPO, run_cli, snapshot
 
-from tfplaybook import tracking
 from tfplaybook.files import trial_dir as td
+from tfplaybook.study import tracking
 
 MLP = "experiments/digits_mlp.py"
 SHORT = [
@@ -220,8 +220,9 @@ def test_killed_mid_trial_then_oracle_json_torn_resumes_that_trial(tmp_path):
 
 def _oracle(max_trials, project):
     """The study oracle the CLI makes for digits_mlp, on the project directory `project`."""
-    from tfplaybook import api, tuner
+    from tfplaybook import api
     from tfplaybook.search import space as space_lib
+    from tfplaybook.study import tuner
 
     config, _, _ = api.make_config(
         experiment=os.path.join(REPO, MLP), overrides=[f"study.max_trials={max_trials}"]
@@ -351,8 +352,9 @@ def test_a_study_named_by_older_releases_stays_readable_and_grows_consistently(t
 
 
 def test_a_bayesian_study_rebuilt_keeps_its_sequence_position_and_repeats_nothing(tmp_path):
-    from tfplaybook import api, tuner
+    from tfplaybook import api
     from tfplaybook.search import space as space_lib
+    from tfplaybook.study import tuner
 
     def bayesian():
         config, _, _ = api.make_config(

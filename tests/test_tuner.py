@@ -11,8 +11,8 @@ import time
 
 from conftest import REPO, free_port, run_cli
 
-from tfplaybook import tracking
 from tfplaybook.files import trial_dir as td
+from tfplaybook.study import tracking
 
 SMALL = [
     "--experiment=experiments/digits_mlp.py",

@@ -168,7 +168,7 @@ def test_a_finished_study_reruns_in_seconds_without_training(finished_study):
 def test_raising_max_trials_continues_the_study_and_the_index_follows(finished_study, tmp_path):
     import shutil
 
-    from tfplaybook import tracking
+    from tfplaybook.study import tracking
 
     root = tmp_path / "copy"
     shutil.copytree(finished_study, root)

@@ -113,8 +113,8 @@ def runtime(**options):
 
 def trial_results(study_dir):
     """TrialResult of every trial directory of a study, in trial order."""
-    from tfplaybook import tracking
     from tfplaybook.files import trial_dir as td
+    from tfplaybook.study import tracking
 
     out = []
     for directory in tracking.trial_dirs(study_dir):
@@ -175,10 +175,10 @@ def run_studies(
 def _run_studies(
     config, task, experiment, workdir, run_options, runs_root, notes, command, role, max_minutes
 ):
-    from tfplaybook import tracking
     from tfplaybook.analysis import report
     from tfplaybook.files import remote
     from tfplaybook.search import designs
+    from tfplaybook.study import tracking
 
     plan = designs.study_plan(config, workdir)
     # Pure checks first: a changed config is refused, a finished study answers without
@@ -189,7 +189,7 @@ def _run_studies(
     root = runs_root or os.path.dirname(os.path.abspath(workdir))
     if role != "worker":
         tracking.StudyIndex.check(root)
-    from tfplaybook import tuner
+    from tfplaybook.study import tuner
 
     for study_dir, study_config in plan:
         tuner.prepare_study(study_config, study_dir, run_options, task, checked=True)
@@ -241,7 +241,7 @@ def _export_best_trial(result, task, run_options):
 
 def _record(index, study_dir, config, experiment, notes, command, status=None):
     """Writes the study's index row from its trial directories; returns their summary."""
-    from tfplaybook import tracking
+    from tfplaybook.study import tracking
 
     summary = tracking.summarize(study_dir, config)
     index.record(
@@ -259,8 +259,8 @@ def _record(index, study_dir, config, experiment, notes, command, status=None):
 
 def _finished(study_dir, config):
     """A finished study's result: nothing trains, and its report is written only if missing."""
-    from tfplaybook import tracking
     from tfplaybook.analysis import report
+    from tfplaybook.study import tracking
 
     report_path = os.path.join(study_dir, "report.html")
     if not os.path.exists(report_path):

@@ -19,6 +19,8 @@ class ConfigError(ValueError):
 
 
 REQUIRED_KEYS = ("batch_size", "max_train_steps")
+# The config keys a resumed study or trial may change; any other difference is refused.
+SAFE_CHANGES = ("study.max_trials", "study.stale_trial_seconds", "study.name")
 
 
 def import_experiment(path):

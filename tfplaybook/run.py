@@ -179,8 +179,8 @@ def write_report(study_dir):
 
 def run_analyze():
     """--mode=analyze: (re)write the report of the study in --workdir from its files alone."""
-    from tfplaybook import tracking
     from tfplaybook.files import remote
+    from tfplaybook.study import tracking
 
     workdir = flags.WORKDIR.value
     if workdir and remote.is_remote(workdir):
@@ -219,7 +219,7 @@ def run_advise():
 
 def run_list():
     """--mode=list: print the study index of the runs root as a table."""
-    from tfplaybook import tracking
+    from tfplaybook.study import tracking
 
     root = flags.RUNS_ROOT.value or (
         os.path.dirname(os.path.abspath(flags.WORKDIR.value)) if flags.WORKDIR.value else "runs"
@@ -349,7 +349,7 @@ def run_clip_advice():
 
 def run_compare():
     """--mode=compare: adopt --candidate over --baseline? Reruns both bests (checklist 57-61)."""
-    from tfplaybook import adoption
+    from tfplaybook.study import adoption
 
     for flag, value in (
         ("--baseline", flags.BASELINE.value),

@@ -551,7 +551,7 @@ def _steps_at(rows, batch_size):
 
 def records_from_study(study_dir, batch_size, metric):
     """One record per trial directory of a batch size's study (validation `metric` series)."""
-    from tfplaybook import tracking  # Pure Python: reads the study's trial directories.
+    from tfplaybook.study import tracking  # Pure Python: reads the study's trial directories.
 
     records = []
     for directory in tracking.trial_dirs(study_dir):

@@ -12,7 +12,7 @@ import os
 import time
 
 from tfplaybook import config as config_lib
-from tfplaybook import progress, tracking
+from tfplaybook import progress
 from tfplaybook.files import trial_dir as td
 from tfplaybook.procedures import (
     batch_sweep,
@@ -24,6 +24,7 @@ from tfplaybook.procedures import (
     rounds,
     warmup,
 )
+from tfplaybook.study import tracking
 from tfplaybook.training import metrics
 
 # A log grid around the config's learning rate, half a decade apart (checklist 71c).
@@ -275,8 +276,8 @@ def run_critical_batch(
     it measured and says in its summary that it was cut short.
     """
     from tfplaybook import validation
-    from tfplaybook import workdir as workdir_lib
     from tfplaybook.training import strategy as strategy_lib
+    from tfplaybook.training import workdir as workdir_lib
 
     if trials is None or trials < 1:
         raise config_lib.ConfigError(f"--critical_trials={trials!r} must be >= 1")
@@ -336,8 +337,8 @@ def run_critical_batch(
             _bound_line(max_minutes),
         ],
     )
-    from tfplaybook import tuner
     from tfplaybook.analysis import report
+    from tfplaybook.study import tuner
 
     quiet = dataclasses.replace(runtime, verbose=False)  # One line per trial, not per loop.
     bar = progress.Progress(len(sizes), "batch size", enabled=runtime.verbose)

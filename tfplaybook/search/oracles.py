@@ -318,7 +318,8 @@ class _SpaceOracle(keras_tuner.Oracle):
         first = [t for t in self.trials if t.isdigit() and int(t) == 0]
         return len(first[0]) if first else len(str(self.max_trials))
 
-    # Recovery: the state rebuilt from the trials when oracle.json is lost (tfplaybook.recovery).
+    # Recovery: the state rebuilt from the trials when oracle.json is lost
+    # (tfplaybook.study.recovery).
 
     def recover_state(self, trials):
         """This oracle's own state (oracle.json's "tfplaybook" section) rebuilt from its trials.

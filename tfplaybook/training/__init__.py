@@ -6,8 +6,10 @@ the tf.data pipeline, `metrics` the loss and metrics from Keras identifiers; `op
 `schedules`, `batchnorm` and `ema` are the playbook's update rules, learning-rate schedules,
 cross-replica batch norm and weight averaging; `strategy` picks the tf.distribute strategy;
 `trainer` is the orbit-style loop, `checkpoints` and `selection` keep the N best checkpoints and
-choose among them, `best_export` exports the best one. Modules here may import `tfplaybook.config`,
-`choices`, `progress`, `internals` and `tfplaybook.files`, never a study or an analysis: a trial
-trains the same whether a study, a procedure or the Python API started it. TensorFlow and Keras
-are imported inside functions, so the registries load without them.
+choose among them, `best_export` exports the best one, `workdir` prepares and checks a trial's
+work directory (writable, not full, the same config) and recovers its status. Modules here may
+import `tfplaybook.config`, `choices`, `progress`, `internals` and `tfplaybook.files`, never a
+study or an analysis: a trial trains the same whether a study, a procedure or the Python API
+started it. TensorFlow and Keras are imported inside functions, so the registries load without
+them.
 """

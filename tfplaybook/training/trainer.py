@@ -24,7 +24,6 @@ import tensorflow as tf
 
 from tfplaybook import config as config_lib
 from tfplaybook import internals, progress
-from tfplaybook import workdir as workdir_lib
 from tfplaybook.choices import PRECISIONS
 from tfplaybook.files import remote
 from tfplaybook.files import trial_dir as td
@@ -37,6 +36,7 @@ from tfplaybook.training import metrics as metrics_lib
 from tfplaybook.training import optimizers, schedules, selection
 from tfplaybook.training import strategy as strategy_lib
 from tfplaybook.training import task as task_lib
+from tfplaybook.training import workdir as workdir_lib
 
 
 class Diverged(Exception):

@@ -12,8 +12,8 @@ import shutil
 import tempfile
 
 from tfplaybook import config as config_lib
+from tfplaybook.config import SAFE_CHANGES
 from tfplaybook.files import trial_dir as td
-from tfplaybook.tracking import SAFE_CHANGES
 from tfplaybook.training import metrics, selection
 
 

@@ -16,10 +16,11 @@ import keras
 import keras_tuner
 from keras_tuner.engine import trial as kt_trial
 
-from tfplaybook import internals, recovery, tracking
+from tfplaybook import internals
 from tfplaybook.files import remote
 from tfplaybook.files import trial_dir as td
 from tfplaybook.search import oracles
+from tfplaybook.study import recovery, tracking
 from tfplaybook.training import trainer as train
 
 HEARTBEAT = "heartbeat"  # Rewritten by the process running a trial, so a chief can tell it lives.
@@ -61,7 +62,7 @@ class _Resilience:
         self._saved_ongoing = dict(state.get("ongoing_trials", {}))
 
     def reload(self):
-        # keras-tuner's reload, with damaged or missing files rebuilt (tfplaybook.recovery).
+        # keras-tuner's reload, with damaged or missing files rebuilt (tfplaybook.study.recovery).
         recovery.reload_oracle(self)
         # A trial.json rebuilt while its status.json was unreadable too says RUNNING: run it
         # again even if oracle.json had ended it (train() rebuilds its status, or resumes it).

@@ -11,6 +11,7 @@ import sqlite3
 import time
 
 from tfplaybook import config as config_lib
+from tfplaybook.config import SAFE_CHANGES
 from tfplaybook.files import trial_dir as td
 from tfplaybook.training import selection
 
@@ -47,7 +48,7 @@ class StudyIndex:
 
         A missing index only needs a writable place to be created in.
         """
-        from tfplaybook import workdir as workdir_lib
+        from tfplaybook.training import workdir as workdir_lib
 
         path = os.path.join(root, INDEX)
         if not os.path.exists(path):
@@ -178,7 +179,6 @@ def summarize(study_dir, config, known=None):
 
 STUDY = "study.json"
 # Config changes a live study accepts: more trials, a worker timeout, the study's label.
-SAFE_CHANGES = ("study.max_trials", "study.stale_trial_seconds", "study.name")
 NEW, UNFINISHED, FINISHED = "new", "unfinished", "finished"
 
 
@@ -260,7 +260,7 @@ def _state(study_dir, config):
     if summarize(study_dir, config)["status"] != "completed":
         return UNFINISHED
     for directory in trial_dirs(study_dir):
-        # A damaged best-checkpoint index is repaired by a full run (tfplaybook.resilience).
+        # A damaged best-checkpoint index is repaired by a full run (tfplaybook.study.resilience).
         index = os.path.join(directory, td.CHECKPOINTS, td.BEST, td.BEST_INDEX)
         if os.path.exists(index):
             try:

@@ -17,9 +17,9 @@ trial-to-trial noise comes from the initialisation or from the data order.
 import os
 
 from tfplaybook import config as config_lib
-from tfplaybook import tracking
 from tfplaybook.analysis import compare, report
 from tfplaybook.files import trial_dir as td
+from tfplaybook.study import tracking
 from tfplaybook.training import selection
 from tfplaybook.training import trainer as train
 
@@ -54,7 +54,7 @@ def study_task(study_dir):
     study.json records the experiment file; a study of a user task is rerun with the same
     build_model and make_dataset, so that file must still exist.
     """
-    from tfplaybook import tuner
+    from tfplaybook.study import tuner
     from tfplaybook.training import task as task_lib
 
     path = os.path.join(study_dir, tuner.STUDY)

@@ -4,8 +4,8 @@ The study directory is the keras-tuner project directory: `oracle.json` and `tun
 oracle's position, so a re-run resumes), `study.json` (what was searched, for analysis), and one
 trial directory per trial (`trial_N/`, zero-padded to the digits of max_trials when the study
 began, kept when it grows; the foundation's trial-directory format plus `hparams.json`). Damaged
-keras-tuner files are rebuilt from the trial directories (tfplaybook.recovery). Every trial has
-the same `max_train_steps` (checklist 68) and is scored by its best validation value over
+keras-tuner files are rebuilt from the trial directories (tfplaybook.study.recovery). Every trial
+has the same `max_train_steps` (checklist 68) and is scored by its best validation value over
 training (checklist 43). A diverged trial is reported to the oracle as a completed, *infeasible*
 result (the metric `infeasible` = 1): keras-tuner would otherwise retry it or count it towards
 stopping the study, and the playbook wants it counted and plotted (checklist 41, 63).
@@ -24,13 +24,15 @@ import keras
 import keras_tuner
 
 from tfplaybook import config as config_lib
-from tfplaybook import internals, progress, tracking, validation
-from tfplaybook import workdir as workdir_lib
+from tfplaybook import internals, progress, validation
 from tfplaybook.choices import ORACLES
 from tfplaybook.files import remote
 from tfplaybook.files import trial_dir as td
-from tfplaybook.recovery import repair_tuner_file, trial_result
-from tfplaybook.resilience import (
+from tfplaybook.search import oracles
+from tfplaybook.search import space as space_lib
+from tfplaybook.study import tracking
+from tfplaybook.study.recovery import repair_tuner_file, trial_result
+from tfplaybook.study.resilience import (
     HEARTBEAT_SECONDS,
     STALE_TRIAL_SECONDS,
     BayesianStudyOracle,
@@ -39,11 +41,10 @@ from tfplaybook.resilience import (
     heartbeat,
     repair_trials,
 )
-from tfplaybook.search import oracles
-from tfplaybook.search import space as space_lib
 from tfplaybook.training import strategy as strategy_lib
 from tfplaybook.training import task as task_lib
 from tfplaybook.training import trainer as train
+from tfplaybook.training import workdir as workdir_lib
 
 STUDY = tracking.STUDY
 
@@ -97,7 +98,7 @@ class PlaybookTuner(internals.InitialSpaceHook, keras_tuner.engine.base_tuner.Ba
         # keras-tuner reloads only when the tuner file exists, which it writes after the first
         # trial ends: a study killed during its first trial would restart its oracle from
         # scratch. Reload the oracle whenever its state or a trial exists (a lost oracle.json is
-        # rebuilt from the trials: tfplaybook.recovery).
+        # rebuilt from the trials: tfplaybook.study.recovery).
         oracle_file = os.path.join(self.project_dir, "oracle.json")
         trials = glob.glob(os.path.join(glob.escape(self.project_dir), "trial_*", "*.json"))
         if not internals.is_worker(self) and (os.path.exists(oracle_file) or trials):
