@@ -5,7 +5,7 @@ import os
 
 from conftest import REPO
 
-from tfplaybook.procedures import drivers
+from tfplaybook.procedures import batch_drivers, lr_drivers
 from tfplaybook.training import task as task_lib
 from tfplaybook.training import trainer as train
 
@@ -18,7 +18,7 @@ def test_a_time_bounded_lr_sweep_stops_after_its_first_run_and_says_so(tmp_path,
     config, task = task_lib.load(DIABETES)
     config = task_lib.apply_overrides(config, ["max_train_steps=60", "eval_every_steps=30"], task)
     runtime = train.Runtime(strategy="cpu", verbose=True)
-    res = drivers.run_lr_sweep(
+    res = lr_drivers.run_lr_sweep(
         config, task, str(tmp_path), runtime, "0.001,0.01,0.1", max_minutes=INSTANT
     )
     assert res["cut_short"] is True
@@ -38,7 +38,7 @@ def test_an_unbounded_lr_sweep_is_not_cut_short(tmp_path):
     config, task = task_lib.load(DIABETES)
     config = task_lib.apply_overrides(config, ["max_train_steps=30", "eval_every_steps=30"], task)
     runtime = train.Runtime(strategy="cpu", verbose=False)
-    res = drivers.run_lr_sweep(config, task, str(tmp_path), runtime, "0.001,0.01")
+    res = lr_drivers.run_lr_sweep(config, task, str(tmp_path), runtime, "0.001,0.01")
     assert res["cut_short"] is False and len(res["table"]) == 2
 
 
@@ -68,7 +68,7 @@ def test_a_study_prints_its_plan_and_estimates_then_resumes_after_a_time_bound(t
 def test_a_time_bounded_batch_sweep_prints_its_plan_and_stops_after_one_size(tmp_path, capsys):
     config, task = task_lib.load(DIABETES)
     runtime = train.Runtime(strategy="cpu", verbose=True)
-    res = drivers.run_batch_sweep(
+    res = batch_drivers.run_batch_sweep(
         config, task, str(tmp_path), runtime, 8, 64, 3, 1, max_minutes=INSTANT
     )
     out = capsys.readouterr().out

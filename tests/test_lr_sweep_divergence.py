@@ -13,7 +13,7 @@ import os
 from conftest import REPO
 
 from tfplaybook.files import trial_dir as td
-from tfplaybook.procedures import drivers, output
+from tfplaybook.procedures import lr_drivers, output
 from tfplaybook.training import task as task_lib
 from tfplaybook.training import trainer as train
 
@@ -22,7 +22,7 @@ def test_a_diverging_learning_rate_is_diverged_in_the_table_and_the_summary(tmp_
     config, task = task_lib.load(os.path.join(REPO, "experiments", "digits_mlp.py"))
     config = task_lib.apply_overrides(config, ["max_train_steps=40", "eval_every_steps=20"], task)
     runtime = train.Runtime(strategy="cpu", steps_per_loop=10, verbose=True)
-    res = drivers.run_lr_sweep(config, task, str(tmp_path), runtime, "0.01,30")
+    res = lr_drivers.run_lr_sweep(config, task, str(tmp_path), runtime, "0.01,30")
     status = td.read_status(str(tmp_path / "lr_30"))
     assert status["status"] == "diverged" and "training loss" in status["reason"], status
     # The series the sweep reads has no non-finite value: only status.json tells.

@@ -10,3 +10,7 @@ ORACLES = ("quasi_random", "bayesian")
 STRATEGIES = ("auto", "tpu", "mirrored", "multi_worker", "one_device", "cpu")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 NORM_PLACEMENTS = ("pre", "post")
+# --rerun_vary of --mode=compare: the seeds each rerun changes (tfplaybook.study.adoption), or
+# "sources": all three sets of reruns.
+RERUN_SEEDS = ("both", "init", "data")
+RERUN_VARY_CHOICES = RERUN_SEEDS + ("sources",)

@@ -5,7 +5,7 @@
 
 from absl import flags
 
-from tfplaybook.choices import PRECISIONS, STRATEGIES
+from tfplaybook.choices import PRECISIONS, RERUN_VARY_CHOICES, STRATEGIES
 
 MODES = (
     "tune",
@@ -286,7 +286,7 @@ RERUNS = flags.DEFINE_integer(
 RERUN_VARY = flags.DEFINE_enum(
     "rerun_vary",
     "both",
-    ("both", "init", "data", "sources"),
+    RERUN_VARY_CHOICES,
     "Which seeds each --mode=compare rerun changes: both (initialisation and data order), init "
     "(seed only), data (data_seed only), or sources (all three sets of reruns: decide on both, "
     "report each source's standard deviation; 3x the reruns).",

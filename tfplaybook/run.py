@@ -67,10 +67,12 @@ def load_config():
     config = task_lib.apply_overrides(config, flags.OVERRIDE.value, task)
     config = validation.check_config(config, task, study=flags.MODE.value == "tune")
     if flags.ROUND.value:
-        from tfplaybook.procedures import drivers
+        from tfplaybook.procedures import round_driver
 
         # Checklist 72-76: round 1 short trials, round 2 the best of them at the full budget.
-        config = drivers.round_config(config, flags.ROUND.value, flags.MODE.value, flags.FROM.value)
+        config = round_driver.round_config(
+            config, flags.ROUND.value, flags.MODE.value, flags.FROM.value
+        )
         config = validation.check_config(config, task, study=flags.MODE.value == "tune")
     validation.check_runtime(
         flags.STRATEGY.value,
@@ -234,11 +236,11 @@ def procedure_workdir(path, procedure):
 
 def run_batch_sweep():
     """--mode=batch_sweep: throughput per batch size, real vs synthetic input (checklist 6-14)."""
-    from tfplaybook.procedures import drivers
+    from tfplaybook.procedures import batch_drivers
 
     config, path, task = load_config()
     return _status(
-        drivers.run_batch_sweep(
+        batch_drivers.run_batch_sweep(
             config,
             task,
             procedure_workdir(path, "batch_sweep"),
@@ -255,11 +257,11 @@ def run_batch_sweep():
 
 def run_critical_batch():
     """--mode=critical_batch: steps to a target per batch size, LR re-tuned each (checklist 12)."""
-    from tfplaybook.procedures import drivers
+    from tfplaybook.procedures import batch_drivers
 
     config, path, task = load_config()
     return _status(
-        drivers.run_critical_batch(
+        batch_drivers.run_critical_batch(
             config,
             task,
             procedure_workdir(path, "critical_batch"),
@@ -281,12 +283,12 @@ def run_critical_batch():
 
 def run_lr_sweep():
     """--mode=lr_sweep: constant-LR grid and the initial max_train_steps (checklist 71)."""
-    from tfplaybook.procedures import drivers
+    from tfplaybook.procedures import lr_drivers
 
     config, path, task = load_config()
     workdir = procedure_workdir(path, "lr_sweep")
     return _status(
-        drivers.run_lr_sweep(
+        lr_drivers.run_lr_sweep(
             config,
             task,
             workdir,
@@ -302,11 +304,11 @@ def run_lr_sweep():
 
 def run_warmup_sweep():
     """--mode=warmup_sweep: the unstable LR, then the shortest stable warmup (checklist 110-114)."""
-    from tfplaybook.procedures import drivers
+    from tfplaybook.procedures import lr_drivers
 
     config, path, task = load_config()
     return _status(
-        drivers.run_warmup_sweep(
+        lr_drivers.run_warmup_sweep(
             config,
             task,
             procedure_workdir(path, "warmup_sweep"),
@@ -320,12 +322,12 @@ def run_warmup_sweep():
 
 def run_probe():
     """--mode=probe: instability probes at 2x and 5-10x the best LR (checklist 105, 107-108)."""
-    from tfplaybook.procedures import drivers
+    from tfplaybook.procedures import check_drivers
 
     config, path, task = load_config()
     best = flags.BEST_LEARNING_RATE.value
     return _status(
-        drivers.run_probe(
+        check_drivers.run_probe(
             config,
             task,
             procedure_workdir(path, "probe"),
@@ -340,76 +342,33 @@ def run_probe():
 
 def run_clip_advice():
     """--mode=clip_advice: a clipping threshold from --from's grad norms (checklist 115-119)."""
-    from tfplaybook.procedures import drivers
+    from tfplaybook.procedures import check_drivers
 
     source = flags.FROM.value
     workdir = flags.WORKDIR.value or os.path.join(source or ".", "clip_advice")
-    return _status(drivers.run_clip_advice(source, workdir, flags.REPORT_STUDY.value))
+    return _status(check_drivers.run_clip_advice(source, workdir, flags.REPORT_STUDY.value))
 
 
 def run_compare():
     """--mode=compare: adopt --candidate over --baseline? Reruns both bests (checklist 57-61)."""
-    from tfplaybook.study import adoption
+    from tfplaybook.procedures import check_drivers
 
-    for flag, value in (
-        ("--baseline", flags.BASELINE.value),
-        ("--candidate", flags.CANDIDATE.value),
-    ):
-        if not value or not os.path.isdir(value):
-            raise config_lib.ConfigError(f"{flag}={value!r} is not a study directory")
-    for study in (flags.BASELINE.value, flags.CANDIDATE.value):
-        adoption.best_trial(study)  # Fails early, before anything is written.
+    baseline, candidate = flags.BASELINE.value, flags.CANDIDATE.value
+    check_drivers.check_compare(baseline, candidate)  # Before runtime(): fails before any work.
     out_dir = flags.WORKDIR.value or os.path.join("runs", "compare")
-    decision = adoption.compare_studies(
-        flags.BASELINE.value,
-        flags.CANDIDATE.value,
-        flags.RERUNS.value,
-        out_dir,
-        runtime(),
-        flags.RERUN_VARY.value,
+    return _status(
+        check_drivers.run_compare(
+            baseline, candidate, flags.RERUNS.value, out_dir, runtime(), flags.RERUN_VARY.value
+        )
     )
-    base, cand = decision["baseline"], decision["candidate"]
-    print(f"baseline reruns: {base['values']}")
-    print(f"candidate reruns: {cand['values']}")
-    for arm, stds in decision.get("variance_sources", {}).items():
-        shown = ", ".join(f"{k} {v:.4g}" if v is not None else f"{k} n/a" for k, v in stds.items())
-        print(f"{arm} rerun standard deviation by source: {shown}")
-    print(f"decision: {decision['decision']} ({decision['reason']})")
-    print(f"report: {os.path.join(out_dir, 'report.html')}")
-    return 0
 
 
 def run_bn_check():
     """--mode=bn_check: per-replica batch-norm statistics before and after a few steps."""
-    import tensorflow as tf
-
-    from tfplaybook.training import batchnorm
-    from tfplaybook.training import trainer as train
+    from tfplaybook.procedures import check_drivers
 
     config, _, task = load_config()
-    trainer = train.Trainer(config, "", runtime(), task=task)  # Writes nothing: no run() call.
-    train_ds, _ = trainer.datasets(shuffle_seed=config["seed"])
-    iterator = iter(train_ds)
-    batch = next(iterator)
-    print(f"{trainer.replicas} replica(s), model.batch_norm={config['model'].get('batch_norm')}")
-    print("before training:")
-    print(
-        "\n".join(
-            batchnorm.format_bn_report(batchnorm.bn_report(trainer.model, trainer.strategy, batch))
-        )
-    )
-    trainer.train_loop(iterator, tf.constant(flags.BN_CHECK_STEPS.value))
-    synced = batchnorm.sync_moving_statistics(trainer.model, trainer.strategy)
-    print(
-        f"after {flags.BN_CHECK_STEPS.value} steps ({synced} moving statistics averaged over "
-        "replicas, as before every evaluation and checkpoint):"
-    )
-    print(
-        "\n".join(
-            batchnorm.format_bn_report(batchnorm.bn_report(trainer.model, trainer.strategy, batch))
-        )
-    )
-    return 0
+    return _status(check_drivers.run_bn_check(config, task, runtime(), flags.BN_CHECK_STEPS.value))
 
 
 def _status(res):
@@ -417,21 +376,26 @@ def _status(res):
     return 0
 
 
-_MODES = {
-    "tune": run_tune,
-    "train": run_train,
-    "analyze": run_analyze,
-    "advise": run_advise,
-    "compare": run_compare,
-    "list": run_list,
-    "bn_check": run_bn_check,
-    "batch_sweep": run_batch_sweep,
-    "critical_batch": run_critical_batch,
-    "lr_sweep": run_lr_sweep,
-    "warmup_sweep": run_warmup_sweep,
-    "probe": run_probe,
-    "clip_advice": run_clip_advice,
-}
+def _mode_functions():
+    """{mode: run_MODE} for every mode of flags.MODES, the one list of modes.
+
+    Raises at import when a mode has no run_MODE function here or a run_MODE function has no
+    mode, so a mode cannot be added in one place only.
+    """
+    functions = {
+        name[len("run_") :]: fn for name, fn in globals().items() if name.startswith("run_")
+    }
+    missing = [mode for mode in flags.MODES if mode not in functions]
+    unlisted = [mode for mode in functions if mode not in flags.MODES]
+    if missing or unlisted:
+        raise ImportError(
+            f"tfplaybook.run and flags.MODES disagree: no run_MODE function for {missing}, "
+            f"run_MODE functions for modes not in flags.MODES: {unlisted}"
+        )
+    return {mode: functions[mode] for mode in flags.MODES}
+
+
+_MODES = _mode_functions()
 
 
 def main(argv):

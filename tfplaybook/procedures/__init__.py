@@ -1,15 +1,29 @@
-"""Playbook procedures: recommendation rules on recorded measurements.
+"""Playbook procedures: recommendation rules on recorded measurements, and the drivers that train.
 
-Every module here is pure Python (NumPy at most; matplotlib only inside the plot functions): it
-reads numbers that training already recorded and returns a recommendation. None of them trains.
+Two kinds of module live here. The rules read numbers that training already recorded and return a
+recommendation; they never train, and they import only NumPy, each other and tfplaybook's pure
+modules (config, files, training.selection and training.schedules, study.tracking inside a
+function), with matplotlib only inside their plot functions, so they run without TensorFlow. The
+drivers are the modes of `python -m tfplaybook.run` that train or time what the rules need: they
+may import the rules, tfplaybook.training, tfplaybook.study and tfplaybook.analysis, TensorFlow
+only inside their functions; no rule imports a driver.
 
-    batch_sweep   feasible batch sizes, throughput scaling, input-bound check (6-16, 78-80)
-    lr_sweep      constant-LR sweep that sets an initial max_train_steps (checklist 71)
-    warmup        unstable LR, warmup-length sweep, prepending warmup (checklist 110-114)
-    instability   does the training loss climb? 2x and 5-10x probes (checklist 105, 107-108)
-    clipping      gradient-norm percentile threshold and clipped fractions (checklist 115-119)
-    rounds        short round 1 and long round 2 for compute-bound work (checklist 72-76)
-    output        procedure directory (measurements, plot, summary) and report section
+Rules:
+    batch_sweep     feasible batch sizes, throughput scaling, input-bound check (6-16, 78-80)
+    critical_batch  steps to a target per batch size, the critical batch size (checklist 12)
+    lr_sweep        constant-LR sweep that sets an initial max_train_steps (checklist 71)
+    warmup          unstable LR, warmup-length sweep, prepending warmup (checklist 110-114)
+    instability     does the training loss climb? 2x and 5-10x probes (checklist 105, 107-108)
+    clipping        gradient-norm percentile threshold and clipped fractions (checklist 115-119)
+    rounds          short round 1 and long round 2 for compute-bound work (checklist 72-76)
+    output          procedure directory (measurements, plot, summary) and report section
+
+Drivers:
+    driver_base     what every driver shares: input checks, the plan, runs, the written result
+    batch_drivers   --mode=batch_sweep and critical_batch
+    lr_drivers      --mode=lr_sweep and warmup_sweep
+    check_drivers   --mode=probe, clip_advice, compare and bn_check
+    round_driver    the config of --round=1 and --round=2
 
 Every rule returns the same shape, built by `result`:
 

@@ -16,6 +16,7 @@ trial-to-trial noise comes from the initialisation or from the data order.
 
 import os
 
+from tfplaybook import choices
 from tfplaybook import config as config_lib
 from tfplaybook.analysis import compare, report
 from tfplaybook.files import trial_dir as td
@@ -64,8 +65,8 @@ def study_task(study_dir):
     return task_lib.load(experiment)[1]
 
 
-VARY = ("both", "init", "data")
-VARY_CHOICES = VARY + ("sources",)
+VARY = choices.RERUN_SEEDS
+VARY_CHOICES = choices.RERUN_VARY_CHOICES
 _PREFIX = {"both": "rerun", "init": "rerun_init", "data": "rerun_data"}
 
 
