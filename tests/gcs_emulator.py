@@ -154,7 +154,7 @@ def serving(bucket):
     """
     import pytest
 
-    from tfplaybook.files import storage
+    from tfplaybook.files import gcs
 
     if not available():
         pytest.skip("gcp-storage-emulator is not installed (pip install -e '.[test]')")
@@ -162,9 +162,9 @@ def serving(bucket):
         emulator.create_bucket(bucket)
         for name, value in emulator_env(emulator.endpoint).items():
             mp.setenv(name, value)
-        storage._reset()
+        gcs.reset()
         yield emulator
-        storage._reset()
+        gcs.reset()
 
 
 if __name__ == "__main__":  # manual use: prints the endpoint and serves until interrupted

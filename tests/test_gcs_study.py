@@ -15,6 +15,7 @@ import gcs_emulator
 import pytest
 from conftest import REPO, free_port
 
+from tfplaybook.files import gcs as gcs_lib
 from tfplaybook.files import storage
 
 BUCKET = "tfplaybook-study"
@@ -56,7 +57,7 @@ def _cli(tmp_path, host, *args, timeout=600):
 def _objects(url):
     """{relative path: MD5} of everything under `url`."""
     bucket, prefix = url[len("gs://") :].split("/", 1)
-    client = storage._client()
+    client = gcs_lib.client()
     return {
         blob.name[len(prefix) + 1 :]: blob.md5_hash
         for blob in client.list_blobs(bucket, prefix=prefix + "/")

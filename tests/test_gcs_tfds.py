@@ -29,6 +29,7 @@ import pytest
 import tls_proxy
 from conftest import REPO
 
+from tfplaybook.files import gcs as gcs_lib
 from tfplaybook.files import storage
 from tfplaybook.files import trial_dir as td
 
@@ -101,7 +102,7 @@ def _objects(url):
     bucket, prefix = url[len("gs://") :].split("/", 1)
     return {
         blob.name[len(prefix) + 1 :]: base64.b64decode(blob.md5_hash).hex()
-        for blob in storage._client().list_blobs(bucket, prefix=prefix + "/")
+        for blob in gcs_lib.client().list_blobs(bucket, prefix=prefix + "/")
     }
 
 

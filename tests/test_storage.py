@@ -20,6 +20,7 @@ import gcs_emulator
 import pytest
 
 from tfplaybook.config import ConfigError
+from tfplaybook.files import gcs as gcs_lib
 from tfplaybook.files import storage
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -62,7 +63,7 @@ def _python(code, env=None):
 def _version(path):
     """Something that changes whenever the file is written again (not when only read)."""
     if storage.is_remote(path):
-        blob = storage._blob(path)
+        blob = gcs_lib.blob(path)
         blob.reload()
         return blob.generation
     st = os.stat(path)
@@ -257,7 +258,7 @@ def test_reader_mid_write_sees_the_old_contents(root, monkeypatch):
     if storage.is_remote(path):
         from google.cloud.storage._media.requests import upload
 
-        monkeypatch.setattr(storage, "UPLOAD_CHUNK_SIZE", 1024 * 1024)
+        monkeypatch.setattr(gcs_lib, "UPLOAD_CHUNK_SIZE", 1024 * 1024)
         transmit = upload.ResumableUpload.transmit_next_chunk
 
         def transmit_then_read(self, *args, **kwargs):
@@ -288,7 +289,7 @@ def test_reader_mid_write_sees_the_old_contents(root, monkeypatch):
 
 def test_concurrent_reader_never_sees_a_partial_write(root, monkeypatch):
     """A reader thread polls while a writer replaces the object several times."""
-    monkeypatch.setattr(storage, "UPLOAD_CHUNK_SIZE", 1024 * 1024)
+    monkeypatch.setattr(gcs_lib, "UPLOAD_CHUNK_SIZE", 1024 * 1024)
     versions = _versions(3)
     path = storage.join(root, "polled.bin")
     done = threading.Event()

@@ -2,7 +2,8 @@
 optimisation and the keras-tuner oracles built on them.
 
 `space`, `keras_space` (the keras-tuner space mapping), `halton`, `gp` and `bayes` are pure
-NumPy/SciPy. `oracles` imports keras_tuner (and so Keras): import it explicitly,
+NumPy/SciPy. `oracles` (the public path of `quasi_random_oracle`, `bayesian_oracle` and their base
+`space_oracle`) imports keras_tuner (and so Keras): import it explicitly,
 `from tfplaybook.search import oracles`.
 """
 
