@@ -1,8 +1,11 @@
 """Shared test setup.
 
-Two tiers: pure-Python tests never import TensorFlow; TensorFlow tests run on two logical CPU
-devices, which must be configured before TensorFlow initialises: the session fixture below does it
-whenever a collected test module imported TensorFlow.
+Tiers: modules marked `pure` never import TensorFlow or Keras and start no training
+(`python -m pytest -m "pure and not matplotlib"` runs the fastest tier, `-m pure` adds the report
+and plot tests, which are also marked `matplotlib`). When pure tests run apart (`-m` selects
+`pure`), a pure test that leaves TensorFlow or Keras imported fails. TensorFlow tests run on two
+logical CPU devices, which must be configured before TensorFlow initialises: the session fixture
+below does it whenever a collected test module imported TensorFlow.
 """
 
 import os
@@ -21,6 +24,30 @@ def _two_cpu_replicas():
         from tfplaybook.training import strategy
 
         strategy.split_cpu(2)
+
+
+def _selects_pure(config):
+    return "pure" in (config.getoption("markexpr") or "")
+
+
+def pytest_ignore_collect(collection_path, config):
+    """With `-m pure...`, modules not marked pure are not even imported (some import TensorFlow)."""
+    name = collection_path.name
+    if _selects_pure(config) and name.startswith("test_") and name.endswith(".py"):
+        text = collection_path.read_text()
+        without_plots = "not matplotlib" in config.getoption("markexpr")
+        if "pytest.mark.pure" not in text or (without_plots and "pytest.mark.matplotlib" in text):
+            return True
+    return None
+
+
+@pytest.fixture(autouse=True)
+def _pure_stays_pure(request):
+    """A `pure` test run apart from the TensorFlow tests must not import TensorFlow or Keras."""
+    yield
+    if _selects_pure(request.config) and request.node.get_closest_marker("pure") is not None:
+        loaded = [m for m in ("tensorflow", "keras") if m in sys.modules]
+        assert not loaded, f"a pure test imported {' and '.join(loaded)}"
 
 
 @pytest.fixture

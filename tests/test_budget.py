@@ -7,6 +7,8 @@ from fixtures_analysis import LR_DIM, base_config, make_study, realistic_study
 from tfplaybook.analysis import budget, study_data
 from tfplaybook.files.trial_dir import COMPLETED, DIVERGED
 
+pytestmark = [pytest.mark.pure, pytest.mark.matplotlib]
+
 
 def study_with(tmp_path, accuracies, statuses=None):
     statuses = statuses or [COMPLETED] * len(accuracies)

@@ -16,6 +16,8 @@ import pytest
 from tfplaybook.analysis import checks, study_data
 from tfplaybook.files import trial_dir as td
 
+pytestmark = pytest.mark.pure
+
 BETA1_DIM = {
     "name": "optimizer.beta1",
     "role": "nuisance",

@@ -6,6 +6,8 @@ import pytest
 
 from tfplaybook.analysis import compare
 
+pytestmark = pytest.mark.pure
+
 
 def test_adopts_when_the_gain_exceeds_both_spreads():
     decision = compare.decide([0.90, 0.91, 0.905], [0.93, 0.935, 0.94], goal="max")

@@ -7,6 +7,8 @@ import pytest
 
 from tfplaybook import config as config_lib
 
+pytestmark = pytest.mark.pure
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHIPPED = ["digits_cnn", "digits_mlp", "cifar10_resnet", "synthetic_resnet"]
 

@@ -6,6 +6,8 @@ from tfplaybook.config import ConfigError
 from tfplaybook.search import designs
 from tfplaybook.search import space as space_lib
 
+pytestmark = pytest.mark.pure
+
 SPACE = [
     {
         "name": "optimizer.name",

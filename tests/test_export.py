@@ -9,6 +9,8 @@ import pytest
 from tfplaybook.analysis import export, study_data
 from tfplaybook.files import trial_dir as td
 
+pytestmark = pytest.mark.pure
+
 SPACE = [
     {
         "name": "optimizer.name",

@@ -10,6 +10,8 @@ from scipy.stats import qmc
 from tfplaybook.search import halton
 from tfplaybook.search.space import parse
 
+pytestmark = pytest.mark.pure
+
 
 def _reference(num_samples, num_dims, shuffle_seed, skip=100):
     """QUASI_RANDOM.md's pseudo-code, written out scalar by scalar (independent of halton.py)."""

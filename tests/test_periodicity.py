@@ -6,6 +6,8 @@ import pytest
 
 from tfplaybook.analysis import checks, periodicity, study_data
 
+pytestmark = pytest.mark.pure
+
 
 def _trend(n):
     return 0.9 * (1 - np.exp(-np.arange(n) / (n / 6)))

@@ -14,6 +14,8 @@ from matplotlib.figure import Figure
 from tfplaybook.analysis import compare, plots, report, study_data
 from tfplaybook.files import trial_dir as td
 
+pytestmark = [pytest.mark.pure, pytest.mark.matplotlib]
+
 CHROMIUM = "/usr/bin/chromium"
 EXTRA = ("warmup", "Warmup sweep (checklist 110-114)", "<p>extra html</p>", "extra md")
 

@@ -4,6 +4,8 @@ import pytest
 
 from tfplaybook.procedures import WARN, batch_sweep, warnings
 
+pytestmark = pytest.mark.pure
+
 
 def records(throughput_by_size, oom=(), errors=(), jitter=0.0):
     """Records whose step times give the wanted throughput; `jitter` alternates +-fraction."""

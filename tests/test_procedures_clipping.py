@@ -9,6 +9,8 @@ from tfplaybook import config as config_lib
 from tfplaybook.files import trial_dir
 from tfplaybook.procedures import WARN, clipping
 
+pytestmark = pytest.mark.pure
+
 NORMS = np.random.default_rng(0).lognormal(mean=0.0, sigma=0.5, size=1000)
 
 

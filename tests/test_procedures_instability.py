@@ -9,6 +9,8 @@ import pytest
 from tfplaybook import config as config_lib
 from tfplaybook.procedures import WARN, instability
 
+pytestmark = pytest.mark.pure
+
 STEPS = np.arange(500)
 
 

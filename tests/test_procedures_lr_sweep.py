@@ -9,6 +9,8 @@ from tfplaybook import config as config_lib
 from tfplaybook.files import trial_dir
 from tfplaybook.procedures import WARN, lr_sweep
 
+pytestmark = pytest.mark.pure
+
 STEPS = list(range(0, 1001, 50))
 
 

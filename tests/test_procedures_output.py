@@ -20,6 +20,8 @@ from tfplaybook.procedures import (
     warmup,
 )
 
+pytestmark = [pytest.mark.pure, pytest.mark.matplotlib]
+
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 

@@ -8,6 +8,8 @@ from tfplaybook import config as config_lib
 from tfplaybook.procedures import rounds
 from tfplaybook.training import schedules
 
+pytestmark = pytest.mark.pure
+
 
 def production(name="cosine", max_train_steps=3000, **schedule):
     c = config_lib.load_experiment(config_lib.default_experiment())

@@ -9,6 +9,8 @@ from tfplaybook import config as config_lib
 from tfplaybook.procedures import WARN, instability, warmup
 from tfplaybook.training import schedules
 
+pytestmark = pytest.mark.pure
+
 
 def baseline(max_train_steps=10000, **schedule):
     c = config_lib.load_experiment(config_lib.default_experiment())

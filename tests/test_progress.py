@@ -6,6 +6,8 @@ import pytest
 
 from tfplaybook import progress
 
+pytestmark = pytest.mark.pure
+
 
 class Clock:
     def __init__(self):

@@ -5,6 +5,8 @@ import pytest
 
 from tfplaybook.analysis import question, study_data
 
+pytestmark = pytest.mark.pure
+
 
 def _study(tmp_path, trials):
     fx.make_study(str(tmp_path), [fx.LR_DIM, fx.WIDTH_DIM], trials)

@@ -6,6 +6,8 @@ import pytest
 
 from tfplaybook.training import schedules
 
+pytestmark = pytest.mark.pure
+
 
 def lr(step, name, max_steps=100, **fields):
     return schedules.learning_rate(step, 1.0, dict(name=name, **fields), max_steps)

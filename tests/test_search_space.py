@@ -9,6 +9,8 @@ from tfplaybook import config as config_lib
 from tfplaybook.config import ConfigError
 from tfplaybook.search.space import SearchSpace, parse
 
+pytestmark = pytest.mark.pure
+
 
 def _config():
     return config_lib.load_experiment(os.path.join(config_lib.experiments_dir(), "digits_cnn.py"))

@@ -2,7 +2,11 @@
 
 import math
 
+import pytest
+
 from tfplaybook.training import selection
+
+pytestmark = pytest.mark.pure
 
 
 def test_best_of_picks_best_not_last_and_skips_nan():

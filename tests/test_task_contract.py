@@ -10,6 +10,8 @@ from tfplaybook import config as config_lib
 from tfplaybook.training import datasets, metrics, models
 from tfplaybook.training import task as task_lib
 
+pytestmark = pytest.mark.pure
+
 DIGITS_CNN = os.path.join(REPO, "experiments", "digits_cnn.py")
 
 

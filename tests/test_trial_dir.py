@@ -7,6 +7,8 @@ import pytest
 
 from tfplaybook.files import trial_dir as td
 
+pytestmark = pytest.mark.pure
+
 
 def test_status_round_trip_keeps_previous_fields(tmp_path):
     td.write_status(tmp_path, td.RUNNING, step=5, seeds={"model_init": 1})
