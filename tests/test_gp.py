@@ -7,6 +7,8 @@ from scipy import optimize, stats
 from tfplaybook.search import bayes, gp
 from tfplaybook.search.space import parse
 
+pytestmark = pytest.mark.pure
+
 
 def test_marginal_likelihood_gradient_matches_finite_differences():
     rng = np.random.default_rng(0)
@@ -152,3 +154,27 @@ def test_suggestion_avoids_the_infeasible_region():
     objectives = [-0.1, -0.3, -0.5, None, None, float("nan")]
     point, _ = bayes.Suggester(space).suggest(units, objectives, [], np.random.default_rng(0))
     assert 0.3 < point[0] < 0.65
+
+
+def test_subset_fit_is_deterministic_and_the_posterior_conditions_on_every_point():
+    rng = np.random.default_rng(6)
+    x = rng.random((300, 2))
+    y = np.sin(4 * x[:, 0]) + 0.5 * np.cos(3 * x[:, 1])
+    subsets = [bayes.fit_subset(np.random.default_rng(11), len(x)) for _ in range(2)]
+    np.testing.assert_array_equal(subsets[0], subsets[1])
+    assert len(subsets[0]) == len(set(subsets[0])) == bayes.FIT_SUBSET
+    assert bayes.fit_subset(np.random.default_rng(11), bayes.FIT_SUBSET) is None
+    models = [gp.GaussianProcess().fit(x, y, subset=s) for s in subsets]
+    np.testing.assert_array_equal(models[0].theta, models[1].theta)
+    model = models[0]
+    assert model.x.shape == (300, 2) and model.chol.shape == (300, 300)
+    # The posterior interpolates every training point, the 236 outside the subset too.
+    assert model.noise < 1e-3
+    outside = np.setdiff1d(np.arange(300), subsets[0])
+    mean, var = model.predict(x[outside])
+    assert np.abs(mean - y[outside]).max() < 1e-2 * y.std()
+    assert var.max() < 1e-3 * y.var()
+    # The same as a full-data GP with those hyperparameters fixed.
+    fixed = gp.GaussianProcess().fit(x, y, theta=model.theta, optimize_theta=False)
+    test = rng.random((50, 2))
+    np.testing.assert_allclose(model.predict(test)[0], fixed.predict(test)[0], rtol=1e-8)
