@@ -31,6 +31,7 @@ _NUM_CPUS = _split_cpu(2)
 import keras  # noqa: E402  (after the CPU split above)
 
 from tfplaybook.training import batchnorm  # noqa: E402
+from tfplaybook.training import bn_check  # noqa: E402
 
 pytestmark = pytest.mark.skipif(_NUM_CPUS < 2, reason="needs 2 logical CPU devices")
 
@@ -309,7 +310,7 @@ def test_bn_report_shows_per_replica_statistics_and_changes_nothing(strategy):
     _forward(strategy, model, parts)  # Moving statistics now differ across replicas.
     state = [_local(strategy, v.value) for v in model.non_trainable_variables]
 
-    report = batchnorm.bn_report(model, strategy, batch)
+    report = bn_check.bn_report(model, strategy, batch)
 
     for variable, copies in zip(model.non_trainable_variables, state):  # Seeds too.
         for now, then in zip(_local(strategy, variable.value), copies):
@@ -333,9 +334,9 @@ def test_bn_report_shows_per_replica_statistics_and_changes_nothing(strategy):
     assert layers["bn_sync"]["batch_mean_spread"] < 1e-6
     assert layers["bn_sync"]["moving_mean_spread"] == 0.0
 
-    lines = batchnorm.format_bn_report(report)
+    lines = bn_check.format_bn_report(report)
     assert len(lines) == 1 + 5 * 3 and "identical across replicas: no" in lines[0]
     assert any("bn_ghost [ghost]: statistics over 4 examples" in line for line in lines)
 
     batchnorm.sync_moving_statistics(model, strategy)
-    assert batchnorm.bn_report(model, strategy, batch)["moving_statistics_in_sync"]
+    assert bn_check.bn_report(model, strategy, batch)["moving_statistics_in_sync"]

@@ -223,7 +223,7 @@ def variable_index(optimizer, variable):
 def disable_gradient_all_reduce(optimizer):
     """Stops a Keras TF optimizer from summing gradients over replicas itself.
 
-    For a loop that has already summed them (tfplaybook.training.trainer): the optimizer would
+    For a loop that has already summed them (tfplaybook.training.engine): the optimizer would
     otherwise sum them a second time. `optimizer` is the inner optimizer (not a LossScaleOptimizer).
     """
     optimizer._all_reduce_sum_gradients = lambda grads_and_vars: list(grads_and_vars)

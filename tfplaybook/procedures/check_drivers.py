@@ -93,10 +93,10 @@ def run_compare(baseline, candidate, reruns, out_dir, runtime, vary="both"):
 
 
 def _bn_report(trainer, batch):
-    from tfplaybook.training import batchnorm
+    from tfplaybook.training import bn_check
 
     return "\n".join(
-        batchnorm.format_bn_report(batchnorm.bn_report(trainer.model, trainer.strategy, batch))
+        bn_check.format_bn_report(bn_check.bn_report(trainer.model, trainer.strategy, batch))
     )
 
 

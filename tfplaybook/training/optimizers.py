@@ -72,7 +72,7 @@ class Momentum(keras.optimizers.Optimizer):
         self.momentum = float(momentum)
         self.nesterov = bool(nesterov)
         # The value the step reads: a variable, so trials that differ only in momentum share a
-        # traced step (tfplaybook.training.trainer). Whether there is momentum at all stays
+        # traced step (tfplaybook.training.engine). Whether there is momentum at all stays
         # structural.
         self.momentum_value = keras.Variable(
             self.momentum, dtype="float32", trainable=False, name="momentum_value"
