@@ -47,6 +47,25 @@ def test_measurements_skip_torn_line_and_keep_non_finite(tmp_path):
     assert rows[1]["value"] != rows[1]["value"]  # NaN survives the round trip.
 
 
+def test_measurements_lines_are_json_and_a_damaged_line_costs_only_itself(tmp_path):
+    rows = [(1, "train", "loss", 0.1), (2, "validation", 'top"k', float("-inf")), (3, "t", "m", 7)]
+    td.append_measurements(tmp_path, rows)
+    lines = (tmp_path / td.MEASUREMENTS).read_text().splitlines()
+    stored = [json.loads(line) for line in lines]
+    assert stored[1] == {"step": 2, "split": "validation", "metric": 'top"k', "value": "-inf"}
+    assert lines[0] == json.dumps({"step": 1, "split": "train", "metric": "loss", "value": 0.1})
+    with open(tmp_path / td.MEASUREMENTS, "a") as f:
+        f.write("\x00garbage\n")  # A damaged line in the middle (a disk fault), then more rows.
+    td.append_measurements(tmp_path, [(4, "train", "loss", 0.05)])
+    read = td.read_measurements(tmp_path)
+    assert [(r["step"], r["metric"], r["value"]) for r in read] == [
+        (1, "loss", 0.1),
+        (2, 'top"k', float("-inf")),
+        (3, "m", 7.0),
+        (4, "loss", 0.05),
+    ]
+
+
 def test_truncate_drops_work_after_the_checkpoint(tmp_path):
     td.append_measurements(tmp_path, [(s, "train", "loss", s) for s in range(1, 11)])
     td.truncate_measurements(tmp_path, 6)

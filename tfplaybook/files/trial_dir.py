@@ -21,6 +21,7 @@ file is append-only; a torn final line (a kill during append) is ignored by the 
 by `truncate_measurements` on resume.
 """
 
+import functools
 import json
 import math
 import os
@@ -156,16 +157,25 @@ def read_status(trial_dir):
     return status
 
 
+def _measurement_line(step, split, metric, value):
+    """One measurements.jsonl line, byte for byte what json.dumps of the row dict gives."""
+    value = float(value)
+    # JSON has no NaN or Inf; keep them as strings so a diverged trial's last values survive.
+    stored = repr(value) if math.isfinite(value) else f'"{value}"'
+    return (
+        f'{{"step": {int(step)}, "split": {_json_string(split)}, '
+        f'"metric": {_json_string(metric)}, "value": {stored}}}'
+    )
+
+
+@functools.lru_cache(maxsize=1024)
+def _json_string(text):
+    return json.dumps(text)  # Splits and metric names repeat on every row: encode each once.
+
+
 def append_measurements(trial_dir, rows):
     """Appends measurement rows `(step, split, metric, value)` and flushes them to disk."""
-    lines = []
-    for step, split, metric, value in rows:
-        value = float(value)
-        # JSON has no NaN or Inf; keep them as strings so a diverged trial's last values survive.
-        stored = value if math.isfinite(value) else str(value)
-        lines.append(
-            json.dumps({"step": int(step), "split": split, "metric": metric, "value": stored})
-        )
+    lines = [_measurement_line(*row) for row in rows]
     if not lines:
         return
     with open(os.path.join(trial_dir, MEASUREMENTS), "a") as f:
@@ -179,17 +189,20 @@ def read_measurements(trial_dir):
     path = os.path.join(trial_dir, MEASUREMENTS)
     if not os.path.exists(path):
         return []
-    rows = []
     with open(path) as f:
-        for line in f:
-            if not line.endswith("\n"):
-                break  # Torn final line: the writer was killed mid-append.
+        text = f.read()
+    lines = text.split("\n")[:-1]  # A torn final line (the writer was killed) has no newline.
+    try:
+        rows = json.loads("[" + ",".join(lines) + "]")  # One parse for the whole file.
+    except json.JSONDecodeError:
+        rows = []  # Some line is damaged: parse line by line and skip what does not parse.
+        for line in lines:
             try:
-                row = json.loads(line)
+                rows.append(json.loads(line))
             except json.JSONDecodeError:
                 continue
-            row["value"] = float(row["value"])
-            rows.append(row)
+    for row in rows:
+        row["value"] = float(row["value"])
     return rows
 
 
