@@ -58,7 +58,6 @@ def test_branin_study_does_not_pile_onto_the_upper_face_of_x1(tmp_path, seed):
     assert min(branin(v) for v in proposed) - BRANIN_OPTIMUM < 0.05
 
 
-@pytest.mark.pure
 @pytest.mark.parametrize("scale", [0.15, 0.05, 0.015])
 def test_perturbations_of_points_on_a_face_stay_inside_with_no_mass_on_the_face(scale):
     rng = np.random.default_rng(0)
@@ -75,7 +74,6 @@ def test_perturbations_of_points_on_a_face_stay_inside_with_no_mass_on_the_face(
     assert steps.mean() == pytest.approx(scale * math.sqrt(2 / math.pi), rel=0.05)
 
 
-@pytest.mark.pure
 def test_reflection_mirrors_at_the_faces_and_keeps_the_interior():
     x = np.array([0.3, -0.2, 1.3, 2.5, -1.7, 3.2, 1.0, 0.0, -1e-12])
     expected = [0.3, 0.2, 0.7, 0.5, 0.3, 0.8, bayes._BELOW_ONE, 0.0, 1e-12]
@@ -85,7 +83,6 @@ def test_reflection_mirrors_at_the_faces_and_keeps_the_interior():
     np.testing.assert_array_equal(bayes._reflect(inside), inside)
 
 
-@pytest.mark.pure
 def test_categorical_coordinates_are_kept_or_redrawn_not_stepped():
     rng = np.random.default_rng(2)
     centres = np.array([[0.25, 0.5]])
@@ -106,7 +103,6 @@ def _yeo_johnson_inputs():
     yield np.array([0.0, 0.0, 0.0, 1.0, 50.0])
 
 
-@pytest.mark.pure
 @pytest.mark.parametrize("index", range(21))
 def test_numpy_yeo_johnson_matches_scipy(index):
     y = list(_yeo_johnson_inputs())[index]
@@ -119,7 +115,6 @@ def test_numpy_yeo_johnson_matches_scipy(index):
     np.testing.assert_allclose(bayes._warp(y), stats.yeojohnson(z)[0], rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.pure
 def test_yeo_johnson_of_zeros_and_short_or_constant_warps():
     transformed, lmbda = bayes.yeo_johnson(np.zeros(5))
     assert lmbda == 1.0 and (transformed == 0).all()
@@ -129,7 +124,6 @@ def test_yeo_johnson_of_zeros_and_short_or_constant_warps():
     assert (bayes._warp(np.full(6, 2.0)) == 0).all()
 
 
-@pytest.mark.pure
 def test_best_fresh_candidate_is_found_past_several_chunks_of_duplicates():
     rng = np.random.default_rng(4)
     candidates = rng.random((500, 3))
@@ -142,7 +136,6 @@ def test_best_fresh_candidate_is_found_past_several_chunks_of_duplicates():
     assert bayes._best_fresh(candidates, values, candidates) is None
 
 
-@pytest.mark.pure
 def test_suggestion_above_the_fit_subset_is_reproducible_and_fits_on_a_subset(monkeypatch):
     space = parse(
         [
