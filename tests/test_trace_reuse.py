@@ -66,3 +66,46 @@ def test_another_architecture_builds_its_own(experiment_config, tmp_path):
     _train(zero, tmp_path / "c")
     assert len(train._ENGINES) == 3
     train.forget_traces()
+
+
+def test_seeded_build_gives_a_stateful_random_model_the_weights_of_a_fresh_process():
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from tfplaybook import internals
+
+    def stateful():  # tf.random.uniform with an op seed: a stateful kernel, cached by its seeds.
+        return tf.Variable(tf.random.uniform([4], seed=1)).numpy()
+
+    def keras_init():
+        return keras.initializers.GlorotUniform()((3, 3)).numpy()
+
+    tf.random.set_seed(7)  # What a fresh process gives after keras.utils.set_random_seed(7).
+    expected = tf.random.uniform([4], seed=1).numpy()
+    for _ in range(2):  # Without the stock re-seed, the cached kernel would go on drawing.
+        np.testing.assert_array_equal(internals.seeded_build(7, stateful), expected)
+    first = internals.seeded_build(7, keras_init)
+    np.testing.assert_array_equal(internals.seeded_build(7, keras_init), first)
+    assert not np.array_equal(internals.seeded_build(8, keras_init), first)
+
+
+def test_end_trial_keeps_the_kernel_cache_only_when_cached_engines_own_it():
+    import tensorflow as tf
+
+    from tfplaybook.training import engine
+
+    def draw():  # A stateful kernel: it restarts from its seeds only once the cache is cleared.
+        return float(tf.random.uniform([], seed=5))
+
+    engine.forget_traces()
+    engine.end_trial()  # An engine was forgotten: the cache is cleared.
+    tf.random.set_seed(0)
+    first = draw()
+    engine.end_trial()  # Nothing unowned: kept, so the same kernel draws its next number.
+    assert draw() != first
+    engine._KERNELS["unowned"] += 1  # As after a trial whose engine was not kept (EMA, fp16).
+    engine.end_trial()
+    assert draw() == first  # Cleared: the kernel starts again from seeds (0, 5).
+    engine.end_trial()
+    assert draw() != first  # And kept again once nothing is unowned.

@@ -112,10 +112,10 @@ def runtime():
 
 def run_train():
     """--mode=train: one configuration, end to end, into --workdir."""
+    config, path, task = load_config()  # Bad input fails here, before TensorFlow loads.
     from tfplaybook.files import remote
     from tfplaybook.training import trainer as train
 
-    config, path, task = load_config()
     workdir = flags.WORKDIR.value or default_workdir(path)
     with remote.workdir(workdir) as local:  # A gs:// work directory: a mirrored local copy.
         status = train.train(config, local, runtime(), task=task, export=True)

@@ -10,8 +10,13 @@ prefetched (checklist 80). Evaluation covers the split exactly once: each host's
 to the same whole number of batches with examples of weight 0, so padding never biases a metric
 (checklist 86), and the evaluation batch is at least the training batch (checklist 83). The
 evaluation split is always sharded here, never by the function, so that padding stays exact.
+
+The trials of one process share what does not change between them (`shared`): the data spec, the
+cached training examples under each trial's own shuffle, and the evaluation passes with their
+iterator (tfplaybook.training.trainer), so a study's second trial reads no file its first one read.
 """
 
+import collections
 import json
 import math
 import time
@@ -244,9 +249,15 @@ def train_dataset(spec, config, global_batch_size, seed, input_context=None):
       input_context: a tf.distribute.InputContext, or None for a single pipeline.
     """
     data_config = config["data"]
-    ds = _read(spec, config, "train", input_context)
     if data_config["cache"]:
-        ds = ds.cache()
+        # The cached examples are shared by every trial on this data (the spec is memoised on the
+        # data config): a later trial's shuffle buffer fills from memory, not from the files.
+        ds = shared(
+            ("train", spec, _pipeline(input_context)),
+            lambda: _read(spec, config, "train", input_context).cache(),
+        )
+    else:
+        ds = _read(spec, config, "train", input_context)
     ds = ds.shuffle(data_config["shuffle_buffer"], seed=seed, reshuffle_each_iteration=True)
     ds = ds.repeat()
     if data_config["augment"]:
@@ -275,11 +286,13 @@ def eval_steps(num_examples, global_eval_batch, num_pipelines):
     return max(1, int(math.ceil(per_pipeline_examples / per_pipeline_batch)))
 
 
-def eval_dataset(spec, config, global_eval_batch, steps, input_context=None):
+def eval_dataset(spec, config, global_eval_batch, steps, input_context=None, repeat=False):
     """One pass over the evaluation split as (features, label, weight), padded with weight 0.
 
     Every pipeline yields exactly `steps` batches per local replica, so all replicas and hosts run
-    the same number of steps and each real example is counted once.
+    the same number of steps and each real example is counted once. With `repeat`, the pass is
+    repeated forever: one iterator then serves evaluation after evaluation, each reading exactly
+    one pass.
     """
     pipelines = input_context.num_input_pipelines if input_context else 1
     batch = _per_pipeline_batch(global_eval_batch, input_context)
@@ -292,7 +305,45 @@ def eval_dataset(spec, config, global_eval_batch, steps, input_context=None):
     pad = pad.repeat()
     ds = ds.concatenate(pad).take(total)
     ds = ds.cache() if config["data"]["cache"] else ds
-    return _batch(ds, batch).prefetch(AUTOTUNE).with_options(_options(config["data"]))
+    ds = _batch(ds, batch)
+    ds = ds.repeat() if repeat else ds
+    return ds.prefetch(AUTOTUNE).with_options(_options(config["data"]))
+
+
+# ------------------------------------------------------------ shared by the trials of a process
+
+_SHARED = collections.OrderedDict()
+MAX_SHARED = 4  # The default study alternates two model widths, hence two data specs.
+
+
+def shared(key, build):
+    """`build()`, memoised per process on `key` (the least recently used of MAX_SHARED go).
+
+    Keys hold the objects they name (a DataSpec, a strategy), so no other object can take their
+    place. A memory-cached dataset keeps its examples for as long as it is shared.
+    """
+    if key in _SHARED:
+        _SHARED.move_to_end(key)
+        return _SHARED[key]
+    value = _SHARED[key] = build()
+    while len(_SHARED) > MAX_SHARED:
+        _SHARED.popitem(last=False)
+    return value
+
+
+def forget_shared():
+    """Drops every shared dataset (tests; a caller that wants fresh reads)."""
+    _SHARED.clear()
+
+
+def _pipeline(input_context):
+    if input_context is None:
+        return None
+    return (
+        input_context.input_pipeline_id,
+        input_context.num_input_pipelines,
+        input_context.num_replicas_in_sync,
+    )
 
 
 def in_memory_dataset(spec, config, global_batch_size, input_context=None):

@@ -19,7 +19,7 @@ import keras
 import tensorflow as tf
 
 from tfplaybook import config as config_lib
-from tfplaybook import progress
+from tfplaybook import internals, progress
 from tfplaybook.choices import PRECISIONS
 from tfplaybook.files import remote
 from tfplaybook.files import trial_dir as td
@@ -62,6 +62,27 @@ def should_evaluate(step, config):
 def should_checkpoint(step, config):
     every = config.get("checkpoint_every_steps", 0) or config["eval_every_steps"]
     return step % every == 0 or step == config["max_train_steps"]
+
+
+class EvalPasses:
+    """The evaluation split, repeated, and one iterator over it: each evaluation reads one pass.
+
+    Shared by the trials of a process on the same strategy and data (`data.shared`), so the
+    split's in-memory cache and the iterator (about 40 ms to create here) serve every evaluation
+    of a study instead of being made again for each.
+    """
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+        self._iterator = None
+
+    def iterator(self):
+        if self._iterator is None:
+            self._iterator = iter(self.dataset)
+        return self._iterator
+
+    def discard(self):
+        self._iterator = None
 
 
 class Trainer:
@@ -109,14 +130,18 @@ class Trainer:
         self.loss_fn = metrics_lib.make_loss(config)
         self.eval_loss_fn = metrics_lib.make_loss(config, training=False)
         keras.config.set_dtype_policy(runtime.precision)
-        keras.utils.set_random_seed(config["seed"])  # Same model init on every host (checklist 95).
         builder = self.task.model_builder(config)
-        with self.strategy.scope():
-            self.model = builder(config, self.spec)
-            if not isinstance(self.model, keras.Model):
-                raise config_lib.ConfigError(
-                    f"build_model returned {type(self.model).__name__}, expected a keras.Model"
-                )
+
+        def build():
+            with self.strategy.scope():
+                return builder(config, self.spec)
+
+        # The same model init on every host (checklist 95).
+        self.model = internals.seeded_build(config["seed"], build)
+        if not isinstance(self.model, keras.Model):
+            raise config_lib.ConfigError(
+                f"build_model returned {type(self.model).__name__}, expected a keras.Model"
+            )
         # Optimizer, step, metrics and the traced `train_loop` / `_eval_loop`: a cached engine
         # of an earlier trial of the same shape, or a fresh one.
         key = engine.reuse_key(config, runtime, self.strategy, builder, self.spec)
@@ -125,7 +150,7 @@ class Trainer:
             engine.remember(self, key)
 
     def datasets(self, shuffle_seed):
-        """The distributed (training, evaluation) datasets; training shuffles from `shuffle_seed`.
+        """The distributed training dataset (shuffled from `shuffle_seed`) and EvalPasses.
 
         `train_loop(iter(training), tf.constant(n))` runs n steps and returns the per-step losses,
         unclipped gradient norms, clipped flags and flags of the steps the loss scale skipped
@@ -140,20 +165,30 @@ class Trainer:
             return data_lib.train_dataset(spec, config, config["batch_size"], seed, ctx)
 
         def eval_fn(ctx):
-            return data_lib.eval_dataset(spec, config, self.eval_batch, self.eval_steps, ctx)
+            return data_lib.eval_dataset(
+                spec, config, self.eval_batch, self.eval_steps, ctx, repeat=True
+            )
 
         train = self.strategy.distribute_datasets_from_function(train_fn)
-        evaluation = self.strategy.distribute_datasets_from_function(eval_fn)
+        evaluation = data_lib.shared(
+            ("eval", self.strategy, spec, self.eval_batch, self.eval_steps),
+            lambda: EvalPasses(self.strategy.distribute_datasets_from_function(eval_fn)),
+        )
         return train, evaluation
 
-    def evaluate(self, eval_ds):
+    def evaluate(self, passes):
+        """Evaluates the model on one pass of `passes` (EvalPasses); returns {metric: value}."""
         batchnorm.sync_moving_statistics(self.model, self.strategy)  # Checklist 94-95.
         self.eval_loss.reset_state()
         for metric in self.eval_metrics.values():
             metric.reset_state()
         if self.class_counts is not None:
             self.class_counts.reset_state()
-        self._eval_loop(iter(eval_ds), tf.constant(self.eval_steps))
+        try:
+            self._eval_loop(passes.iterator(), tf.constant(self.eval_steps))
+        except BaseException:
+            passes.discard()  # Stopped mid-pass: the next evaluation starts a fresh iterator.
+            raise
         results = {"loss": float(self.eval_loss.result())}
         results.update({name: records.scalar(m.result()) for name, m in self.eval_metrics.items()})
         if self.class_counts is not None:  # Checklist 89: counts, not only rates.
