@@ -54,7 +54,7 @@ def main():
     )
     print(
         f"share not spent in training steps: {100 * (1 - step_seconds / wall):.0f}% "
-        "(target <= 15%)"
+        "(target <= 25%)"
     )
 
 
