@@ -78,6 +78,16 @@ def run_cli(*args, env=None, timeout=300, cwd=None):
     )
 
 
+def without_tensorflow(directory):
+    """An env for run_cli in which importing tensorflow, keras or keras_tuner raises: a run that
+    must refuse its input before TensorFlow loads fails loudly under it if it imports them."""
+    for name in ("tensorflow", "keras", "keras_tuner"):
+        os.makedirs(os.path.join(directory, name), exist_ok=True)
+        with open(os.path.join(directory, name, "__init__.py"), "w") as f:
+            f.write(f"raise ImportError('{name} imported before the input was checked')\n")
+    return {"PYTHONPATH": f"{directory}:{REPO}"}
+
+
 def snapshot(root):
     """{relative path: sha256 or 'dir'} of everything under `root`: a tree compared before and
     after a run that must change nothing."""

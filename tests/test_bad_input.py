@@ -2,7 +2,9 @@
 
 Bad input (CLI flags, experiment files, search spaces, unusable work directories, unknown
 datasets) must end in one `error: ...` line naming the problem, exit status 2, and no file
-changed: every case snapshots the directory tree (paths and hashes) before and after. The CLI cases
+changed: every case snapshots the directory tree (paths and hashes) before and after. Every case
+runs with a TensorFlow, Keras and keras-tuner that raise on import: bad input is refused before
+they load. The CLI cases
 of tests/test_cli.py's BAD list are not repeated here.
 
 Damaged trial files must give a `warning: ...` line and a recovery that keeps every other trial
@@ -16,7 +18,7 @@ import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from conftest import run_cli, snapshot
+from conftest import run_cli, snapshot, without_tensorflow
 
 from tfplaybook.files import trial_dir as td
 
@@ -58,6 +60,9 @@ CASES = [
     ("analyze", [], "not a study directory"),
     ("list", ["--runs_root={tmp}/no_runs"], "no study index"),
     ("tune", ["--dataset=tfds:no_such_dataset_abc"], "no_such_dataset_abc"),
+    ("tune", ["--dataset=tfds:mnist", "--data_dir={tmp}/empty"], "not prepared"),
+    ("lr_sweep", ["--dataset=tfds:mnist", "--data_dir={tmp}/empty"], "not prepared"),
+    ("tune", ["--override=batch_size=63", "--num_cpu_replicas=2"], "batch_size=63"),
     # Experiment files.
     ("train", ["--experiment={tmp}/syntax.py"], "failed to import"),
     ("tune", ["--experiment={tmp}/noget.py"], "get_config"),
@@ -125,9 +130,20 @@ CASES = [
     ("list", ["--runs_root={tmp}/badindex"], "badindex/index.sqlite cannot be used"),
     ("tune", ["--runs_root={file}/runs"], "index cannot be created"),
 ]
+# Every mode that writes a work directory refuses one it cannot write.
+CASES += [
+    (mode, ["--workdir={file}/sub"], "not a directory")
+    for mode in ("batch_sweep", "critical_batch", "lr_sweep", "warmup_sweep", "probe")
+]
+CASES += [
+    ("compare", ["--baseline={tmp}", "--candidate={tmp}"], "no completed trial to compare"),
+    ("compare", ["--baseline={tmp}/none", "--candidate={tmp}"], "not a study directory"),
+    ("clip_advice", ["--from={tmp}"], "not a trial directory"),
+    ("clip_advice", ["--workdir={file}/sub", "--from={tmp}"], "not a directory"),
+]
 
 
-def _attempt(tmp_path, index, case):
+def _attempt(tmp_path, index, case, env):
     mode, args, fragment = case
     root = tmp_path / f"case{index}"
     root.mkdir()
@@ -142,14 +158,15 @@ def _attempt(tmp_path, index, case):
     if not any(a.startswith("--experiment=") for a in args) and mode != "train":
         args.append(MLP)
     before = snapshot(root)
-    out = run_cli(f"--mode={mode}", *SHORT, *args, timeout=180)  # The case's flags win.
+    out = run_cli(f"--mode={mode}", *SHORT, *args, env=env, timeout=180)  # The case's flags win.
     return args, fragment, out, before, snapshot(root)
 
 
 def test_bad_input_is_one_line_exit_2_and_changes_nothing(tmp_path):
     assert len(CASES) >= 30
+    env = without_tensorflow(str(tmp_path / "poison"))
     with ThreadPoolExecutor(max_workers=2) as pool:
-        results = list(pool.map(lambda c: _attempt(tmp_path, *c), enumerate(CASES)))
+        results = list(pool.map(lambda c: _attempt(tmp_path, *c, env), enumerate(CASES)))
     failures = []
     for args, fragment, out, before, after in results:
         errors = [line for line in out.stderr.splitlines() if line.startswith("error: ")]
@@ -175,10 +192,12 @@ def tiny_tmpfs(tmp_path):
 
 
 @pytest.mark.parametrize("mode", ["train", "tune"])
-def test_full_work_directory_is_one_line_exit_2(tiny_tmpfs, mode):
+def test_full_work_directory_is_one_line_exit_2(tiny_tmpfs, mode, tmp_path):
     (tiny_tmpfs / "keep.txt").write_text("existing file\n")
     before = snapshot(tiny_tmpfs)
-    out = run_cli(f"--mode={mode}", MLP, f"--workdir={tiny_tmpfs / 'study'}", *SHORT, timeout=180)
+    env = without_tensorflow(str(tmp_path / "poison"))
+    args = (f"--mode={mode}", MLP, f"--workdir={tiny_tmpfs / 'study'}", *SHORT)
+    out = run_cli(*args, env=env, timeout=180)
     errors = [line for line in out.stderr.splitlines() if line.startswith("error: ")]
     assert out.returncode == 2, out.stderr[-1500:]
     assert len(errors) == 1 and "full file system" in errors[0], out.stderr[-1500:]

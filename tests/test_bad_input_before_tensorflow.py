@@ -2,7 +2,7 @@
 that raise on import, so a mode that imported either before checking its input fails here."""
 
 import pytest
-from conftest import REPO, run_cli, snapshot
+from conftest import run_cli, snapshot, without_tensorflow
 
 pytestmark = pytest.mark.pure
 
@@ -12,13 +12,7 @@ MODES += ["bn_check"]
 
 @pytest.fixture(scope="module")
 def poisoned(tmp_path_factory):
-    root = tmp_path_factory.mktemp("poison")
-    for name in ("tensorflow", "keras", "keras_tuner"):
-        (root / name).mkdir()
-        (root / name / "__init__.py").write_text(
-            f"raise ImportError('{name} imported before the input was checked')\n"
-        )
-    return {"PYTHONPATH": f"{root}:{REPO}"}
+    return without_tensorflow(str(tmp_path_factory.mktemp("poison")))
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -1,5 +1,5 @@
-"""The command line: help, a smoke run, bad input (one line, exit 2, nothing written), resume
-after SIGKILL."""
+"""The command line: help, a smoke run, bad input (one line, exit 2, nothing written, before
+TensorFlow loads), resume after SIGKILL."""
 
 import os
 import signal
@@ -8,7 +8,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from conftest import REPO, run_cli
+from conftest import REPO, run_cli, without_tensorflow
 
 from tfplaybook.files import trial_dir as td
 
@@ -68,11 +68,14 @@ BAD = [
 
 
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path):
+    # Refused before TensorFlow loads: a TensorFlow, Keras and keras-tuner that raise on import.
+    env = without_tensorflow(str(tmp_path / "poison"))
+
     def attempt(case):
         index, (args, fragment) = case
         workdir = tmp_path / f"w{index}"
         args = [a.format(tmp=tmp_path) for a in args]
-        out = run_cli("--mode=train", f"--workdir={workdir}", *args, timeout=120)
+        out = run_cli("--mode=train", f"--workdir={workdir}", *args, env=env, timeout=120)
         return args, fragment, workdir, out
 
     with ThreadPoolExecutor(max_workers=2) as pool:

@@ -79,6 +79,8 @@ def test_unknown_keys_of_our_sections_are_refused_with_the_known_ones():
     [
         (dict(strategy="tpu"), "--strategy=tpu: no local TPU device"),
         (dict(strategy="cpu", num_cpu_replicas=3), "batch_size=64 is not divisible by the 3"),
+        (dict(strategy="auto", num_cpu_replicas=3), "batch_size=64 is not divisible by the 3"),
+        (dict(strategy="mirrored", num_cpu_replicas=3), "batch_size=64 is not divisible by the 3"),
         (dict(strategy="one_device", num_cpu_replicas=2), "one_device runs one replica"),
         (dict(precision="float16"), "--precision='float16' is not one of float32"),
         (dict(steps_per_loop=0), "--steps_per_loop=0 must be a positive integer"),

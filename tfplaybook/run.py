@@ -74,6 +74,7 @@ def load_config():
             config, flags.ROUND.value, flags.MODE.value, flags.FROM.value
         )
         config = validation.check_config(config, task, study=flags.MODE.value == "tune")
+    validation.check_tfds(config, task, flags.DOWNLOAD.value)
     validation.check_runtime(
         flags.STRATEGY.value,
         flags.TPU.value,
@@ -88,6 +89,19 @@ def load_config():
 def default_workdir(experiment_path):
     name = os.path.splitext(os.path.basename(experiment_path))[0]
     return os.path.join("runs", name)
+
+
+def writable(workdir):
+    """`workdir`, once it is known to be writable (a bucket's is checked by its staging copy).
+
+    Before TensorFlow loads: a path under a regular file, /proc or a full disk is refused here.
+    """
+    from tfplaybook.files import remote
+    from tfplaybook.training import workdir as workdir_lib
+
+    if not remote.is_remote(workdir):
+        workdir_lib.check_writable(workdir)
+    return workdir
 
 
 def runtime():
@@ -113,10 +127,10 @@ def runtime():
 def run_train():
     """--mode=train: one configuration, end to end, into --workdir."""
     config, path, task = load_config()  # Bad input fails here, before TensorFlow loads.
+    workdir = writable(flags.WORKDIR.value or default_workdir(path))
     from tfplaybook.files import remote
     from tfplaybook.training import trainer as train
 
-    workdir = flags.WORKDIR.value or default_workdir(path)
     with remote.workdir(workdir) as local:  # A gs:// work directory: a mirrored local copy.
         status = train.train(config, local, runtime(), task=task, export=True)
     best = status.get("best_value")
@@ -151,7 +165,7 @@ def run_tune():
     from tfplaybook import api
 
     config, path, task = load_config()
-    workdir = flags.WORKDIR.value or default_workdir(path)
+    workdir = writable(flags.WORKDIR.value or default_workdir(path))
     configure_tuning_role()
     results = api.run_studies(
         config,
@@ -231,7 +245,7 @@ def run_list():
 
 
 def procedure_workdir(path, procedure):
-    return flags.WORKDIR.value or os.path.join(default_workdir(path), procedure)
+    return writable(flags.WORKDIR.value or os.path.join(default_workdir(path), procedure))
 
 
 def run_batch_sweep():
@@ -345,7 +359,7 @@ def run_clip_advice():
     from tfplaybook.procedures import check_drivers
 
     source = flags.FROM.value
-    workdir = flags.WORKDIR.value or os.path.join(source or ".", "clip_advice")
+    workdir = writable(flags.WORKDIR.value or os.path.join(source or ".", "clip_advice"))
     return _status(check_drivers.run_clip_advice(source, workdir, flags.REPORT_STUDY.value))
 
 
@@ -355,7 +369,7 @@ def run_compare():
 
     baseline, candidate = flags.BASELINE.value, flags.CANDIDATE.value
     check_drivers.check_compare(baseline, candidate)  # Before runtime(): fails before any work.
-    out_dir = flags.WORKDIR.value or os.path.join("runs", "compare")
+    out_dir = writable(flags.WORKDIR.value or os.path.join("runs", "compare"))
     return _status(
         check_drivers.run_compare(
             baseline, candidate, flags.RERUNS.value, out_dir, runtime(), flags.RERUN_VARY.value

@@ -215,8 +215,35 @@ def check_runtime(strategy, tpu, num_cpu_replicas, precision, steps_per_loop, ba
     if strategy == "one_device" and num_cpu_replicas > 1:
         raise ConfigError("--strategy=one_device runs one replica; drop --num_cpu_replicas")
     replicas = {"cpu": num_cpu_replicas, "one_device": 1}.get(strategy)
+    tpu_host = explicit_tpu or strategy == "tpu" or strategy_lib.local_tpu_present()
+    if strategy in ("auto", "mirrored") and num_cpu_replicas > 1 and not tpu_host:
+        replicas = num_cpu_replicas  # Without GPUs the CPU's replicas; with GPUs refused later.
     if replicas and batch_size and batch_size % replicas:
         raise ConfigError(
             f"batch_size={batch_size} is not divisible by the {replicas} replicas; use a "
             f"multiple of {replicas} such as {replicas * max(1, batch_size // replicas)}"
         )
+
+
+def check_tfds(config, task=None, download=False, name_only=False):
+    """Raises ConfigError for a `tfds:NAME` dataset that names no TFDS dataset, or (unless
+    `name_only`) that is not prepared in a local data_dir and will not be downloaded.
+
+    Needs TensorFlow Datasets only, not TensorFlow: run before anything loads. A task with its
+    own make_dataset reads `data.dataset` itself, so its value is not checked here. A gs://
+    data_dir is read through TensorFlow's file system, so only the name is checked for it.
+    """
+    dataset = config["data"].get("dataset") or ""
+    if not dataset.startswith(datasets.TFDS_PREFIX) or (task is not None and task.make_dataset):
+        return
+    import tensorflow_datasets as tfds
+
+    name = dataset[len(datasets.TFDS_PREFIX) :].split("/")[0].split(":")[0]
+    try:
+        tfds.builder_cls(name)
+    except Exception:  # TFDS raises its own DatasetNotFoundError (a private class).
+        raise ConfigError(f"dataset {dataset!r}: TFDS has no dataset named {name!r}") from None
+    data_dir = config["data"].get("data_dir") or datasets.default_data_dir()
+    if name_only or download or data_dir.startswith("gs://") or name == datasets.EMBEDDED_DIGITS:
+        return
+    datasets.prepared_builder(config)  # Raises unless prepared there.

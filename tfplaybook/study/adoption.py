@@ -22,7 +22,6 @@ from tfplaybook.analysis import compare, report
 from tfplaybook.files import trial_dir as td
 from tfplaybook.study import tracking
 from tfplaybook.training import selection
-from tfplaybook.training import trainer as train
 
 
 def best_trial(study_dir):
@@ -85,6 +84,8 @@ def seeded(config, k, vary="both"):
 
 def rerun(config, out_dir, reruns, runtime, task=None, vary="both"):
     """Trains rerun 1..reruns of `config` (seeds per `vary`); returns the best values."""
+    from tfplaybook.training import trainer as train  # TensorFlow: not for the early checks.
+
     values = []
     for k in range(1, reruns + 1):
         directory = os.path.join(out_dir, f"{_PREFIX[vary]}_{k}")

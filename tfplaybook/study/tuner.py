@@ -262,17 +262,7 @@ def check_dataset(config, runtime=None, task=None):
     if runtime is not None:
         data_lib.get_data_spec(config, task or task_lib.Task(), runtime.download)
         return
-    dataset = config["data"].get("dataset") or ""
-    if dataset.startswith("tfds:") and (task is None or task.make_dataset is None):
-        import tensorflow_datasets as tfds
-
-        name = dataset[5:].split("/")[0].split(":")[0]
-        try:
-            tfds.builder_cls(name)
-        except Exception:  # TFDS raises its own DatasetNotFoundError (a private class).
-            raise config_lib.ConfigError(
-                f"dataset {dataset!r}: TFDS has no dataset named {name!r}"
-            ) from None
+    validation.check_tfds(config, task, name_only=True)
 
 
 def prepare_study(config, study_dir, runtime=None, task=None, checked=False):

@@ -80,6 +80,12 @@ def _tfds_builder(config, download=False):
         logging.set_verbosity(previous)
 
 
+def prepared_builder(config):
+    """The TFDS builder of a `tfds:` dataset already prepared in its data_dir; ConfigError if it
+    is not (nothing is downloaded)."""
+    return _tfds_builder(config, download=False)
+
+
 def _prepared_tfds_builder(config, download):
     import tensorflow_datasets as tfds
 
