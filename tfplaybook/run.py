@@ -26,6 +26,7 @@ Examples:
 --helpfull lists absl's own flags too.
 """
 
+import atexit
 import os
 import shlex
 import socket
@@ -436,5 +437,17 @@ def parse_flags(argv):
         sys.exit(USAGE_EXIT)
 
 
+def _skip_the_collections_at_exit():
+    """Runs after every other exit handler (registered before TensorFlow loads, and handlers run
+    last-registered first): freezes the objects alive then, so the interpreter's teardown does
+    not walk TensorFlow's and Keras' object graph in its cyclic collections (1.3-1.5 s of a run's
+    exit here; 0.2 s frozen). Files and writers are closed by then; objects freed by reference
+    counting are still finalized."""
+    import gc
+
+    gc.freeze()
+
+
 if __name__ == "__main__":
+    atexit.register(_skip_the_collections_at_exit)
     app.run(main, flags_parser=parse_flags)

@@ -246,8 +246,10 @@ def write_hparams_config(study_dir, space, objective):
         hp.Metric("validation/loss"),
         hp.Metric("train/loss"),
     ]
-    with tf.summary.create_file_writer(os.path.join(study_dir, td.TENSORBOARD)).as_default():
+    writer = tf.summary.create_file_writer(os.path.join(study_dir, td.TENSORBOARD))
+    with writer.as_default():
         hp.hparams_config(hparams=hparams, metrics=metrics)
+    writer.close()  # On disk now, not when the writer happens to be collected.
 
 
 def check_dataset(config, runtime=None, task=None):
