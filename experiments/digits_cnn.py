@@ -9,8 +9,9 @@ Run the default study (does a wider CNN help? quasi-random search over the width
 hyperparameter, with the learning rate and momentum as nuisance hyperparameters):
   python -m tfplaybook.run
 
-Expect (measured on a 2-core CPU): one training reaches about 97.8% validation accuracy after
-300 steps in about 7 s; the default study's 8 trials take about 25 s.
+Expect (measured on a 2-core CPU, TensorFlow's start-up included): one training reaches about
+97.8% validation accuracy after 300 steps in about 23 s; the default study's 8 trials take
+about 35-40 s.
 """
 
 

@@ -28,6 +28,7 @@ the layer list), tests/test_state_recovery.py (the oracle's state rebuilt from i
 import contextlib
 import importlib
 import json
+import random
 
 from tfplaybook.config import ConfigError
 
@@ -302,7 +303,7 @@ def seeded_build(seed, build):
 
     def set_global_seed_only(value):  # Context._set_global_seed, less the cache clearing.
         eager._seed = value
-        eager._rng = __import__("random").Random(int(value))
+        eager._rng = random.Random(int(value))
 
     seen = []
 

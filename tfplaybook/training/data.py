@@ -338,7 +338,7 @@ def forget_shared():
 
 
 # Freed before the interpreter tears down: left to its teardown, the evaluation iterators'
-# prefetching held the default study's exit for 9-45 s here (0.4 s when freed first).
+# prefetching held the default study's exit for 9 s in one measured run (0.4 s when freed first).
 atexit.register(forget_shared)
 
 
