@@ -147,6 +147,15 @@ def free_port():
         return s.getsockname()[1]
 
 
+def heartbeat_pid(directory):
+    """The process id in a trial's heartbeat file, or None while it is missing or being written."""
+    try:
+        with open(os.path.join(directory, "heartbeat")) as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def read_status(directory):
     """A trial's status.json, or {} while it is missing or being written."""
     from tfplaybook.files import trial_dir as td

@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 
-from conftest import REPO, free_port, read_status
+from conftest import REPO, free_port, heartbeat_pid, read_status
 
 from tfplaybook.files import trial_dir as td
 from tfplaybook.study import tracking
@@ -39,13 +39,6 @@ def _lines(stream):
 
     threading.Thread(target=read, daemon=True).start()
     return lines
-
-
-def _heartbeat_pid(directory):
-    try:
-        return int(open(os.path.join(directory, "heartbeat")).read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 def test_a_worker_killed_while_idle_does_not_keep_the_chief_from_ending(tmp_path):
@@ -91,7 +84,7 @@ def test_a_worker_killed_while_idle_does_not_keep_the_chief_from_ending(tmp_path
             for directory in tracking.trial_dirs(study):
                 if (
                     directory.endswith("trial_1")
-                    and _heartbeat_pid(directory) == w1.pid
+                    and heartbeat_pid(directory) == w1.pid
                     and read_status(directory).get("status") == td.RUNNING
                 ):
                     last = directory

@@ -8,17 +8,10 @@ import subprocess
 import sys
 import time
 
-from conftest import REPO, free_port, read_status
+from conftest import REPO, free_port, heartbeat_pid, read_status
 
 from tfplaybook.files import trial_dir as td
 from tfplaybook.study import tracking
-
-
-def _heartbeat_pid(directory):
-    try:
-        return int(open(os.path.join(directory, "heartbeat")).read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 def _checkpointed_trial_of(study, pid, deadline):
@@ -29,7 +22,7 @@ def _checkpointed_trial_of(study, pid, deadline):
             latest = os.path.join(directory, "checkpoints", "latest", "checkpoint")
             if (
                 status.get("status") == td.RUNNING
-                and _heartbeat_pid(directory) == pid
+                and heartbeat_pid(directory) == pid
                 and os.path.exists(latest)
                 and status.get("step", 0) >= 50
             ):
@@ -83,7 +76,7 @@ def test_killed_worker_and_chief_restart_and_a_dead_worker_is_taken_over(tmp_pat
         chief = start("chief", "chief")
         w1, w2 = start("worker", "w1"), start("worker", "w2")
         procs += [chief, w1, w2]
-        deadline = time.time() + 150
+        deadline = time.time() + 480  # A hang guard only: generous for a loaded machine.
         # 1. Kill worker w1 mid-trial, restart it with the same id: it continues that trial.
         w1_trial, w1_step = _checkpointed_trial_of(study, w1.pid, deadline)
         w1.send_signal(signal.SIGKILL)
