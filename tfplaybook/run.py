@@ -440,8 +440,8 @@ def parse_flags(argv):
 def _skip_the_collections_at_exit():
     """Runs after every other exit handler (registered before TensorFlow loads, and handlers run
     last-registered first): freezes the objects alive then, so the interpreter's teardown does
-    not walk TensorFlow's and Keras' object graph in its cyclic collections (1.3-1.5 s of a run's
-    exit here; 0.2 s frozen). Files and writers are closed by then; objects freed by reference
+    not walk TensorFlow's and Keras' object graph in its cyclic collections (1.3-1.6 s of a run's
+    exit here; 0.1-0.2 s frozen). Files and writers are closed by then; objects freed by reference
     counting are still finalized."""
     import gc
 
