@@ -130,3 +130,100 @@ def test_in_memory_batches_are_the_first_real_batch_repeated():
     for a, b, c in zip(first, second, real):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
         np.testing.assert_array_equal(a.numpy(), c.numpy())
+
+
+# ------------------------------------------------ the training split held as tensors (numbered)
+
+N_NUMBERED = 50
+
+
+def _numbered(split, config):
+    """Example i has features all equal to i (shape [2, 2, 1]) and label i."""
+    n = N_NUMBERED if split == "train" else 10
+    i = tf.range(n)
+    features = tf.cast(tf.reshape(tf.repeat(i, 4), [n, 2, 2, 1]), tf.float32)
+    return tf.data.Dataset.from_tensor_slices((features, i))
+
+
+def numbered_spec(make=_numbered, **data):
+    task = task_lib.Task(make_dataset=make)
+    config = task_lib.complete_config(
+        {"batch_size": 8, "max_train_steps": 10, "data": data, "model": {"name": "cnn"}}, task
+    )
+    return data_lib.get_data_spec(config, task), config
+
+
+def labels_of(ds, batches):
+    out = []
+    for features, labels, weights in ds.take(batches):
+        np.testing.assert_array_equal(features.numpy()[:, 0, 0, 0], labels.numpy())
+        assert weights.numpy().tolist() == [1.0] * len(labels)
+        out.extend(labels.numpy().tolist())
+    return out
+
+
+def test_held_tensors_give_every_epoch_its_own_permutation():
+    spec, config = numbered_spec()
+    assert data_lib._fits_as_tensors(spec, config["data"], None)
+    # 50 examples, batch 10: five batches an epoch; three epochs.
+    seen = labels_of(data_lib.train_dataset(spec, config, 10, seed=5), 15)
+    epochs = [seen[k : k + N_NUMBERED] for k in range(0, 3 * N_NUMBERED, N_NUMBERED)]
+    for epoch in epochs:
+        assert sorted(epoch) == list(range(N_NUMBERED))  # Each example once an epoch.
+    assert epochs[0] != epochs[1] != epochs[2] and epochs[0] != list(range(N_NUMBERED))
+    again = labels_of(data_lib.train_dataset(spec, config, 10, seed=5), 15)
+    assert again == seen  # Seeded.
+    assert labels_of(data_lib.train_dataset(spec, config, 10, seed=6), 5) != seen[:50]
+
+
+def test_held_tensors_batches_run_across_epochs_and_keep_order_without_shuffle():
+    spec, config = numbered_spec(shuffle_buffer=1)
+    # Batch 8 over 50 examples: batches cross the epoch boundary and never come out short.
+    seen = labels_of(data_lib.train_dataset(spec, config, 8, seed=5), 13)
+    assert seen == [k % N_NUMBERED for k in range(13 * 8)]
+
+
+def test_held_tensors_shard_per_host():
+    spec, config = numbered_spec()
+    per_host = []
+    for host in (0, 1):
+        ctx = host_context(host)
+        assert data_lib._fits_as_tensors(spec, config["data"], ctx)
+        ds = data_lib.train_dataset(spec, config, 10, seed=1 + host, input_context=ctx)
+        per_host.append(labels_of(ds, 5))  # 25 examples a host, batch 5 a host: one epoch.
+    assert set(per_host[0]).isdisjoint(per_host[1])
+    assert sorted(per_host[0] + per_host[1]) == list(range(N_NUMBERED))
+
+
+@pytest.mark.parametrize(
+    "data", [{"cache": False}, {"augment": True}, {"slow_map_ms": 1}], ids=lambda d: next(iter(d))
+)
+def test_streaming_when_the_split_cannot_be_held(data):
+    spec, config = numbered_spec(**data)
+    assert not data_lib._fits_as_tensors(spec, config["data"], None)
+    # The streaming pipeline gives the same examples, each once an epoch.
+    if not data.get("augment"):
+        assert sorted(labels_of(data_lib.train_dataset(spec, config, 10, seed=5), 5)) == list(
+            range(N_NUMBERED)
+        )
+
+
+def _strings(split, config):
+    return tf.data.Dataset.from_tensor_slices((tf.constant(["a", "b"] * 5), tf.range(10)))
+
+
+def _ragged(split, config):
+    ds = tf.data.Dataset.range(1, 11).map(lambda n: (tf.ones([n], tf.float32), n))
+    return ds
+
+
+def test_streaming_for_strings_unknown_shapes_and_splits_over_the_cap(monkeypatch):
+    for make in (_strings, _ragged):
+        spec, config = numbered_spec(make)
+        assert not data_lib._fits_as_tensors(spec, config["data"], None)
+    spec, config = numbered_spec()
+    # 50 examples of 4 float32 features, an int32 label and a float32 weight: 1,200 bytes.
+    monkeypatch.setattr(data_lib, "MAX_TENSOR_BYTES", 1200)
+    assert data_lib._fits_as_tensors(spec, config["data"], None)
+    monkeypatch.setattr(data_lib, "MAX_TENSOR_BYTES", 1199)
+    assert not data_lib._fits_as_tensors(spec, config["data"], None)

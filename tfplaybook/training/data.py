@@ -22,6 +22,7 @@ import json
 import math
 import time
 
+import numpy as np
 import tensorflow as tf
 
 from tfplaybook.config import ConfigError
@@ -216,11 +217,13 @@ def _slow_map(milliseconds):
     return fn
 
 
-def _options(data_config):
+def _options(data_config, tuned=True):
+    """tf.data options; `tuned=False` for the tensor path, whose one gather a step gains nothing
+    from autotuned threads that compete with the training step for the same cores."""
     options = tf.data.Options()
     options.deterministic = bool(data_config["deterministic"])
-    options.autotune.enabled = True
-    options.experimental_optimization.map_parallelization = True
+    options.autotune.enabled = tuned
+    options.experimental_optimization.map_parallelization = tuned
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
     return options
 
@@ -250,6 +253,14 @@ def train_dataset(spec, config, global_batch_size, seed, input_context=None):
       input_context: a tf.distribute.InputContext, or None for a single pipeline.
     """
     data_config = config["data"]
+    batch = _per_pipeline_batch(global_batch_size, input_context)
+    if _fits_as_tensors(spec, data_config, input_context):
+        tensors = shared(
+            ("train tensors", spec, _pipeline(input_context)),
+            lambda: _as_tensors(_read(spec, config, "train", input_context)),
+        )
+        ds = _permuted_batches(tensors, batch, seed, data_config["shuffle_buffer"] > 1)
+        return ds.prefetch(2).with_options(_options(data_config, tuned=False))
     if data_config["cache"]:
         # The cached examples are shared by every trial on this data (the spec is memoised on the
         # data config): a later trial's shuffle buffer fills from memory, not from the files.
@@ -265,8 +276,60 @@ def train_dataset(spec, config, global_batch_size, seed, input_context=None):
         ds = ds.map(_augment, num_parallel_calls=AUTOTUNE)
     if data_config["slow_map_ms"] > 0:
         ds = ds.map(_slow_map(data_config["slow_map_ms"]))
-    ds = _batch(ds, _per_pipeline_batch(global_batch_size, input_context))
+    ds = _batch(ds, batch)
     return ds.prefetch(AUTOTUNE).with_options(_options(data_config))
+
+
+# A pipeline's training split is held as tensors up to this size (bytes); larger ones stream.
+MAX_TENSOR_BYTES = 1 << 30
+
+
+def _fits_as_tensors(spec, data_config, input_context):
+    """Whether the training split can be held as stacked tensors: cached, no per-example map
+    (augmentation, the slow map), a known example count, numeric or bool tensors of fully known
+    shape, and at most MAX_TENSOR_BYTES for this pipeline's shard."""
+    if not data_config["cache"] or data_config["augment"] or data_config["slow_map_ms"] > 0:
+        return False
+    if not spec.num_train_examples:
+        return False
+    pipelines = input_context.num_input_pipelines if input_context else 1
+    per_example = 0
+    for s in tf.nest.flatten(spec.element_spec):
+        if not s.shape.is_fully_defined() or not (s.dtype.is_numeric or s.dtype == tf.bool):
+            return False
+        per_example += s.shape.num_elements() * s.dtype.size
+    return per_example * math.ceil(spec.num_train_examples / pipelines) <= MAX_TENSOR_BYTES
+
+
+def _as_tensors(ds):
+    """Every example of `ds` stacked along a first axis, in host memory (read in chunks, so the
+    examples are never a Python list)."""
+    with tf.device("/cpu:0"):
+        chunks = list(ds.batch(4096).as_numpy_iterator())
+        if not chunks:
+            raise ConfigError("the training split of this pipeline is empty; give examples")
+        parts = [tf.nest.flatten(c) for c in chunks]
+        stacked = [tf.constant(np.concatenate(column)) for column in zip(*parts)]
+        return tf.nest.pack_sequence_as(ds.element_spec, stacked)
+
+
+def _permuted_batches(tensors, batch, seed, shuffle):
+    """Endless batches of `tensors`: each epoch a stateless permutation of the examples keyed on
+    (seed, epoch), so every host and every epoch has its own order and a resumed iterator
+    recomputes it; without `shuffle`, the examples in order. One gather per batch; the batches
+    run across epoch boundaries, and the last incomplete one is never emitted (drop_remainder)."""
+    count = tf.shape(tf.nest.flatten(tensors)[0], out_type=tf.int64)[0]
+    key = tf.constant([int(seed) % (1 << 62), 0], tf.int64)
+
+    def order(epoch):
+        indices = tf.range(count)
+        if not shuffle:
+            return indices
+        return tf.random.experimental.stateless_shuffle(indices, seed=key + [0, 1] * epoch)
+
+    # Each element is one epoch's order; rebatch cuts them into batches across epoch boundaries.
+    indices = tf.data.Dataset.counter().map(order).rebatch(batch, drop_remainder=True)
+    return indices.map(lambda i: tf.nest.map_structure(lambda t: tf.gather(t, i), tensors))
 
 
 def eval_batch_size(data_config, train_batch_size, replicas):
@@ -305,8 +368,9 @@ def eval_dataset(spec, config, global_eval_batch, steps, input_context=None, rep
     pad = _read(spec, config, "eval").take(1).map(lambda x, y, w: (x, y, tf.constant(0.0)))
     pad = pad.repeat()
     ds = ds.concatenate(pad).take(total)
-    ds = ds.cache() if config["data"]["cache"] else ds
     ds = _batch(ds, batch)
+    # Cached as batches: a later pass copies whole batches, not one example at a time.
+    ds = ds.cache() if config["data"]["cache"] else ds
     ds = ds.repeat() if repeat else ds
     return ds.prefetch(AUTOTUNE).with_options(_options(config["data"]))
 
