@@ -39,16 +39,17 @@ def digits_test_split():
 
 
 def test_default_strategy_learns_digits(experiment_config, tmp_path):
-    config = experiment_config("digits_cnn", "max_train_steps=150")
+    # 300 steps: at 150, final accuracy ranged 0.70-0.95 over 12 seeds (BUILD_NOTES).
+    config = experiment_config("digits_cnn", "max_train_steps=300")
     status = run(config, tmp_path, strategy="cpu")
     assert status["status"] == "completed"
     assert status["best_value"] > 0.85  # Chance is 0.10.
     rows = td.read_measurements(tmp_path)
     steps, losses = td.series(rows, "train", "loss")
-    assert steps == list(range(1, 151))
+    assert steps == list(range(1, 301))
     assert np.mean(losses[-20:]) < 0.5 * np.mean(losses[:5])
     _, norms = td.series(rows, "train", "grad_norm")
-    assert len(norms) == 150 and all(n > 0 for n in norms)
+    assert len(norms) == 300 and all(n > 0 for n in norms)
     assert os.listdir(tmp_path / "tensorboard")
 
 
