@@ -1,5 +1,6 @@
-"""Trials that differ only in learning rate, momentum or seed share one traced step, and a trial
-run on a shared step ends with exactly the weights it ends with when built fresh."""
+"""Trials that differ only in hyperparameter values (learning rate and schedule, momentum, rho,
+Adam's betas and epsilon, weight decay, clip norm, step budget) or seed share one traced step,
+and a trial run on a shared step ends with exactly the weights it ends with when built fresh."""
 
 import pytest
 
@@ -18,10 +19,15 @@ _SMALL = (
 )
 
 
-def _config(experiment_config, lr, momentum, seed=0):
+def _config(experiment_config, lr, momentum, seed=0, **sections):
     config = experiment_config("digits_mlp", *_SMALL)
     config["optimizer"].update(learning_rate=lr, momentum=momentum)
     config["seed"] = seed
+    for key, value in sections.items():
+        if isinstance(value, dict):
+            config[key].update(value)
+        else:
+            config[key] = value
     return config_lib.validate(config)
 
 
@@ -30,11 +36,60 @@ def _train(config, workdir, **runtime):
     return train.train(config, str(workdir), train.Runtime(**runtime))
 
 
+# (first trial, second trial): the second differs from the first in every value its step reads.
+_WARM_COSINE = {"name": "cosine", "warmup_steps": 5, "end_factor": 0.0}
+CASES = {
+    "nesterov": ({"lr": 0.05, "momentum": 0.9}, {"lr": 0.01, "momentum": 0.5, "seed": 3}),
+    "adamw": (
+        {
+            "lr": 0.01,
+            "momentum": 0.9,
+            "optimizer": {"name": "adamw", "weight_decay": 0.01, "clip_norm": 1.0},
+            "schedule": _WARM_COSINE,
+        },
+        {
+            "lr": 0.003,
+            "momentum": 0.9,
+            "seed": 3,
+            "max_train_steps": 45,
+            "optimizer": {
+                "name": "adamw",
+                "beta1": 0.8,
+                "beta2": 0.99,
+                "epsilon": 1e-5,
+                "weight_decay": 0.1,
+                "clip_norm": 0.3,
+            },
+            "schedule": dict(_WARM_COSINE, warmup_steps=10, decay_start_step=12, end_factor=0.1),
+        },
+    ),
+    "rmsprop": (
+        {"lr": 0.01, "momentum": 0.0, "optimizer": {"name": "rmsprop", "rho": 0.9}},
+        {
+            "lr": 0.002,
+            "momentum": 0.5,
+            "seed": 3,
+            "optimizer": {"name": "rmsprop", "rho": 0.7, "epsilon": 1e-4},
+            "schedule": {"name": "linear", "end_factor": 0.2},
+        },
+    ),
+}
+
+
+def _case_config(experiment_config, case):
+    case = dict(case)
+    return _config(experiment_config, case.pop("lr"), case.pop("momentum"), **case)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
 @pytest.mark.parametrize("replicas", [1, 2])
-def test_a_shared_trace_gives_the_weights_of_a_fresh_build(experiment_config, tmp_path, replicas):
+def test_a_shared_trace_gives_the_weights_of_a_fresh_build(
+    experiment_config, tmp_path, replicas, case
+):
     runtime = {"strategy": "mirrored", "num_cpu_replicas": 2} if replicas == 2 else {}
-    first = _config(experiment_config, 0.05, 0.9)
-    second = _config(experiment_config, 0.01, 0.5, seed=3)
+    first, second = (_case_config(experiment_config, c) for c in CASES[case])
+    if case == "rmsprop":  # The linear schedule is structural: give the first trial one too.
+        first["schedule"] = dict(second["schedule"], end_factor=0.5)
     train.forget_traces()
     a = _train(first, tmp_path / "a", **runtime)
     trace = next(iter(train._ENGINES.values()))["train_loop"]
@@ -53,6 +108,9 @@ def test_a_shared_trace_gives_the_weights_of_a_fresh_build(experiment_config, tm
         for name in ("b_shared", "b_fresh")
     )
     assert shared == fresh
+    if case == "adamw":  # The 0.3 clip norm bit: the step read the new value.
+        clipped = [r["value"] for r in shared if r["metric"] == "clipped_fraction"]
+        assert clipped and max(clipped) > 0
 
 
 def test_another_architecture_builds_its_own(experiment_config, tmp_path):
@@ -66,6 +124,19 @@ def test_another_architecture_builds_its_own(experiment_config, tmp_path):
     _train(zero, tmp_path / "c")
     assert len(train._ENGINES) == 3
     train.forget_traces()
+    # Whether the step decays, clips, or which schedule family it follows is structural too.
+    base = _config(experiment_config, 0.05, 0.9)
+    variants = [
+        _config(experiment_config, 0.05, 0.9, optimizer={"weight_decay": 0.01}),
+        _config(experiment_config, 0.05, 0.9, optimizer={"clip_norm": 1.0}),
+        _config(experiment_config, 0.05, 0.9, schedule={"name": "linear"}),
+    ]
+    keys = {train.engine.reuse_key(c, train.Runtime(), None, None, _Spec()) for c in variants}
+    assert len(keys | {train.engine.reuse_key(base, train.Runtime(), None, None, _Spec())}) == 4
+
+
+class _Spec:
+    element_spec = None
 
 
 def test_seeded_build_gives_a_stateful_random_model_the_weights_of_a_fresh_process():

@@ -8,11 +8,14 @@ unclipped global gradient norm of the summed gradient every step and clip by it 
 115-116); Keras optimizers clip per replica, before their own all-reduce, which would be the wrong
 norm under a strategy.
 
-Trials of one study that differ only in the learning rate, momentum and seeds share one engine:
-`reuse` resets a cached engine's model and optimizer variables to what a fresh build gives, and
-those hyperparameters are variables. Tracing cost about 0.8 s a trial of the default study; a
-20-step trial spends most of its time there. The cache is keyed on everything else that the
-traced functions close over (`reuse_key`).
+Trials of one study that differ only in hyperparameter values the step reads (the learning
+rate and its schedule's warmup, decay window and end factor, `max_train_steps`, momentum, rho,
+Adam's betas and epsilon, weight decay, the clip norm) and in seeds share one engine: `reuse`
+resets a cached engine's model and optimizer variables to what a fresh build gives, and those
+hyperparameters are variables (`optimizers.configure`). Whether there is momentum, weight decay
+or clipping at all, and the schedule's family, stay structural. Tracing cost about 0.8 s a
+trial of the default study; a 20-step trial spends most of its time there. The cache is keyed on
+everything else that the traced functions close over (`reuse_key`).
 """
 
 import collections
@@ -33,6 +36,10 @@ MAX_ENGINES = 4
 MAX_REUSE_PARAMETERS = 10_000_000  # Larger models: no copies kept (their memory matters more).
 _NOT_TRACED = ("seed", "data_seed", "study", "eval_every_steps", "checkpoint_every_steps")
 _NOT_TRACED += ("keep_best_checkpoints", "divergence_loss_factor", "objective")
+# max_train_steps only places the schedule's decay window, which is a variable.
+_NOT_TRACED += ("max_train_steps",)
+# Optimizer values the traced step reads from variables (tfplaybook.training.optimizers).
+_VALUES = ("learning_rate", "momentum", "rho", "beta1", "beta2", "epsilon")
 # What TensorFlow's kernel cache may hold that no cached engine owns: engines built and not kept,
 # and whether an engine was evicted or forgotten. `end_trial` clears the cache then.
 _KERNELS = {"unowned": 0, "evicted": False}
@@ -43,10 +50,16 @@ def reuse_key(config, runtime, strategy, builder, spec):
     if config.get("ema_decay") or runtime.precision == "mixed_float16":
         return None  # Averages and loss scales have state of their own: always fresh.
     rest = {k: v for k, v in config.items() if k not in _NOT_TRACED}
-    optimizer = dict(rest["optimizer"], learning_rate=None)
-    if optimizer["name"] in ("momentum", "nesterov"):
-        optimizer["momentum"] = bool(optimizer.get("momentum", 0.9))
+    optimizer = dict(rest["optimizer"], **dict.fromkeys(_VALUES))
+    name = optimizer["name"]
+    if name in ("momentum", "nesterov"):
+        optimizer["momentum"] = bool(config["optimizer"].get("momentum", 0.9))
+    # Whether there is weight decay or clipping at all changes the traced step; their values
+    # do not (AdamW always decays, by a value that may be 0).
+    optimizer["weight_decay"] = name == "adamw" or bool(config["optimizer"].get("weight_decay"))
+    optimizer["clip_norm"] = bool(config["optimizer"].get("clip_norm"))
     rest["optimizer"] = optimizer
+    rest["schedule"] = {"name": config["schedule"]["name"]}  # The rest are variables.
     text = json.dumps(rest, sort_keys=True, default=repr)
     return (text, repr(runtime), id(strategy), id(builder), repr(spec.element_spec))
 
@@ -69,9 +82,9 @@ def reuse(trainer, key):
     for variable, value in zip(cached["optimizer"].variables, cached["initial"]):
         variable.assign(value)
     config = trainer.config
-    cached["optimizer"].playbook_schedule.set_base(config["optimizer"]["learning_rate"])
-    if isinstance(cached["optimizer"], optimizers.Momentum):
-        cached["optimizer"].set_momentum(config["optimizer"].get("momentum", 0.9))
+    optimizers.configure(
+        cached["optimizer"], config["optimizer"], config["schedule"], config["max_train_steps"]
+    )
     for name in ("model", "optimizer", "step", "train_metrics", "eval_loss", "eval_metrics"):
         setattr(trainer, name, cached[name])
     trainer.class_counts, trainer.ema = cached["class_counts"], None
@@ -175,7 +188,8 @@ def _trace_loops(trainer):
     """The (train_loop, eval_loop) `tf.function`s of `trainer` (traced at their first call)."""
     strategy, model, optimizer = trainer.strategy, trainer.model, trainer.optimizer
     global_batch = trainer.config["batch_size"]
-    clip_norm = float(trainer.config["optimizer"]["clip_norm"] or 0.0)
+    clips = bool(trainer.config["optimizer"]["clip_norm"])
+    clip_value = optimizers.inner_optimizer(optimizer).playbook_clip_norm
     loss_scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
     variables = model.trainable_variables
     loss_fn, eval_loss_fn = trainer.loss_fn, trainer.eval_loss_fn
@@ -218,7 +232,8 @@ def _trace_loops(trainer):
             tf.logical_not(optimizer.check_finite(grads)) if loss_scaled else tf.constant(False)
         )
         clipped = tf.constant(0.0)
-        if clip_norm > 0:
+        if clips:
+            clip_norm = tf.convert_to_tensor(clip_value)
             grads, _ = tf.clip_by_global_norm(grads, clip_norm * scale, use_norm=norm * scale)
             clipped = tf.cast(tf.logical_and(norm > clip_norm, tf.logical_not(skipped)), tf.float32)
         optimizer.apply_gradients(zip(grads, variables))

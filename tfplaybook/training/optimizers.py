@@ -17,44 +17,57 @@ from tfplaybook.config import ConfigError
 from tfplaybook.training import schedules
 
 
+def _value(initial, name):
+    """A float32 hyperparameter that the traced step reads: a variable, so trials that differ in
+    it alone share one traced step (tfplaybook.training.engine)."""
+    return keras.Variable(float(initial), dtype="float32", trainable=False, name=name)
+
+
 class KerasSchedule(keras.optimizers.schedules.LearningRateSchedule):
     """`tfplaybook.training.schedules.learning_rate` in Keras ops, driven by the optimizer's
-    step."""
+    step. Only the family (`schedule.name`) is fixed at construction: the base rate, warmup,
+    decay window and end factor are variables that `configure` sets for each trial."""
 
     def __init__(self, base_learning_rate, schedule, max_train_steps):
+        self.name = schedule["name"]
+        self.base = _value(base_learning_rate, "base_learning_rate")
+        self.warmup = _value(0, "warmup_steps")
+        self.start = _value(0, "decay_start")
+        self.end = _value(1, "decay_end")
+        self.end_factor = _value(0, "end_factor")
+        self.configure(base_learning_rate, schedule, max_train_steps)
+
+    def configure(self, base_learning_rate, schedule, max_train_steps):
+        if schedule["name"] != self.name:
+            raise ValueError(f"a {self.name} schedule cannot become {schedule['name']}")
         self.base_learning_rate = float(base_learning_rate)
         self.schedule = dict(schedule)
         self.max_train_steps = int(max_train_steps)
-        # A variable, so a traced step serves trials that differ in the learning rate only.
-        self.base = keras.Variable(
-            self.base_learning_rate, dtype="float32", trainable=False, name="base_learning_rate"
-        )
-
-    def set_base(self, learning_rate):
-        self.base_learning_rate = float(learning_rate)
+        start, end = schedules.decay_window(schedule, max_train_steps)
         self.base.assign(self.base_learning_rate)
+        self.warmup.assign(float(schedule.get("warmup_steps", 0)))
+        self.start.assign(float(start))
+        self.end.assign(float(end))
+        self.end_factor.assign(float(schedule.get("end_factor", 0.0)))
 
     def __call__(self, step):
         step = ops.cast(step, "float32")
         base = ops.convert_to_tensor(self.base)
-        warmup = float(self.schedule.get("warmup_steps", 0))
-        name = self.schedule["name"]
-        if name == "constant":
-            rate = ops.convert_to_tensor(base, "float32")
+        if self.name == "constant":
+            rate = base
         else:
-            start, end = schedules.decay_window(self.schedule, self.max_train_steps)
-            progress = ops.clip((step - start) / float(end - start), 0.0, 1.0)
-            end_factor = float(self.schedule.get("end_factor", 0.0))
-            if name == "linear":
+            start, end = ops.convert_to_tensor(self.start), ops.convert_to_tensor(self.end)
+            progress = ops.clip((step - start) / (end - start), 0.0, 1.0)
+            end_factor = ops.convert_to_tensor(self.end_factor)
+            if self.name == "linear":
                 factor = 1.0 - (1.0 - end_factor) * progress
             else:
                 factor = end_factor + (1.0 - end_factor) * 0.5 * (
                     1.0 + ops.cos(3.141592653589793 * progress)
                 )
             rate = base * factor
-        if warmup > 0:
-            rate = ops.where(step < warmup, base * step / warmup, rate)
-        return rate
+        warmup = ops.convert_to_tensor(self.warmup)
+        return ops.where(step < warmup, base * step / ops.maximum(warmup, 1.0), rate)
 
     def get_config(self):
         return {
@@ -74,9 +87,7 @@ class Momentum(keras.optimizers.Optimizer):
         # The value the step reads: a variable, so trials that differ only in momentum share a
         # traced step (tfplaybook.training.engine). Whether there is momentum at all stays
         # structural.
-        self.momentum_value = keras.Variable(
-            self.momentum, dtype="float32", trainable=False, name="momentum_value"
-        )
+        self.momentum_value = _value(self.momentum, "momentum_value")
 
     def set_momentum(self, momentum):
         if bool(momentum) != bool(self.momentum):
@@ -123,6 +134,9 @@ class RMSProp(keras.optimizers.Optimizer):
     ):
         super().__init__(learning_rate=learning_rate, name=name, **kw)
         self.rho, self.momentum, self.epsilon = float(rho), float(momentum), float(epsilon)
+        self.rho_value = _value(rho, "rho_value")
+        self.momentum_value = _value(momentum, "momentum_value")
+        self.epsilon_value = _value(epsilon, "epsilon_value")
 
     def build(self, variables):
         if self.built:
@@ -139,8 +153,11 @@ class RMSProp(keras.optimizers.Optimizer):
         gradient = ops.cast(gradient, variable.dtype)
         index = internals.variable_index(self, variable)
         v, m = self._second_moments[index], self._momentums[index]
-        self.assign(v, self.rho * v + (1 - self.rho) * ops.square(gradient))
-        self.assign(m, self.momentum * m + lr * gradient / ops.sqrt(v + self.epsilon))
+        rho = ops.cast(self.rho_value, variable.dtype)
+        momentum = ops.cast(self.momentum_value, variable.dtype)
+        epsilon = ops.cast(self.epsilon_value, variable.dtype)
+        self.assign(v, rho * v + (1 - rho) * ops.square(gradient))
+        self.assign(m, momentum * m + lr * gradient / ops.sqrt(v + epsilon))
         self.assign_sub(variable, m)
 
     def get_config(self):
@@ -205,10 +222,46 @@ def make_optimizer(opt_cfg, schedule_cfg, max_train_steps, precision="float32"):
         optimizer = keras.optimizers.AdamW(lr, weight_decay=wd or 0.0, **adam_kw)
     else:
         optimizer = NAdam(lr, weight_decay=wd, name="nadam", **adam_kw)
-    optimizer.playbook_schedule = lr  # The trainer sets its base rate for each trial.
+    optimizer.playbook_schedule = lr
+    if optimizer.weight_decay is not None:  # None (no decay at all) stays structural.
+        optimizer.weight_decay = _value(optimizer.weight_decay, "weight_decay_value")
+    if name in ("adam", "adamw", "nadam"):
+        # Keras' Adam reads these attributes in its step; as variables they can change per trial.
+        optimizer.beta_1 = _value(adam_kw["beta_1"], "beta_1_value")
+        optimizer.beta_2 = _value(adam_kw["beta_2"], "beta_2_value")
+        optimizer.epsilon = _value(adam_kw["epsilon"], "epsilon_value")
+    # The training loop clips by this (tfplaybook.training.engine); whether it clips at all is
+    # fixed by whether optimizer.clip_norm is 0.
+    optimizer.playbook_clip_norm = _value(opt_cfg.get("clip_norm") or 0.0, "clip_norm_value")
     if precision == "mixed_float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     return optimizer
+
+
+def configure(optimizer, opt_cfg, schedule_cfg, max_train_steps):
+    """Sets every hyperparameter value of an optimizer built by `make_optimizer` for another
+    config of the same structure (name, schedule family, whether there is momentum, weight decay
+    and clipping): the base learning rate and schedule, momentum, rho, Adam's betas and epsilon,
+    weight decay and the clip norm."""
+    inner = inner_optimizer(optimizer)
+    inner.playbook_schedule.configure(opt_cfg["learning_rate"], schedule_cfg, max_train_steps)
+    name = opt_cfg["name"]
+    if isinstance(inner, Momentum):
+        inner.set_momentum(0.0 if name == "sgd" else opt_cfg.get("momentum", 0.9))
+    if isinstance(inner, RMSProp):
+        for attr, key in (("rho", "rho"), ("momentum", "momentum"), ("epsilon", "epsilon")):
+            setattr(inner, attr, float(opt_cfg[key]))
+            getattr(inner, f"{attr}_value").assign(float(opt_cfg[key]))
+    if name in ("adam", "adamw", "nadam"):
+        inner.beta_1.assign(float(opt_cfg.get("beta1", 0.9)))
+        inner.beta_2.assign(float(opt_cfg.get("beta2", 0.999)))
+        inner.epsilon.assign(float(opt_cfg.get("epsilon", 1e-7)))
+    wd = float(opt_cfg.get("weight_decay", 0.0) or 0.0)
+    if (inner.weight_decay is None) != (wd == 0.0 and name != "adamw"):
+        raise ValueError("weight decay cannot change between zero and non-zero in a traced step")
+    if inner.weight_decay is not None:
+        inner.weight_decay.assign(wd)
+    inner.playbook_clip_norm.assign(float(opt_cfg.get("clip_norm") or 0.0))
 
 
 def inner_optimizer(optimizer):
