@@ -217,13 +217,13 @@ def _slow_map(milliseconds):
     return fn
 
 
-def _options(data_config, tuned=True):
-    """tf.data options; `tuned=False` for the tensor path, whose one gather a step gains nothing
-    from autotuned threads that compete with the training step for the same cores."""
+def _options(data_config):
     options = tf.data.Options()
     options.deterministic = bool(data_config["deterministic"])
-    options.autotune.enabled = tuned
-    options.experimental_optimization.map_parallelization = tuned
+    # Autotuned on the held-tensor path too: with it off, the real pipeline cost 2.5-3.3% more
+    # CPU a step than one batch held in memory; with it on, 0.1-0.8% (digits_cnn, 15 rounds).
+    options.autotune.enabled = True
+    options.experimental_optimization.map_parallelization = True
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
     return options
 
@@ -260,7 +260,7 @@ def train_dataset(spec, config, global_batch_size, seed, input_context=None):
             lambda: _as_tensors(_read(spec, config, "train", input_context)),
         )
         ds = _permuted_batches(tensors, batch, seed, data_config["shuffle_buffer"] > 1)
-        return ds.prefetch(2).with_options(_options(data_config, tuned=False))
+        return ds.prefetch(AUTOTUNE).with_options(_options(data_config))
     if data_config["cache"]:
         # The cached examples are shared by every trial on this data (the spec is memoised on the
         # data config): a later trial's shuffle buffer fills from memory, not from the files.
@@ -420,4 +420,6 @@ def in_memory_dataset(spec, config, global_batch_size, input_context=None):
     """The real pipeline's first batch, held in memory and repeated: the input pipeline's upper
     bound for throughput (checklist 8), with the task's own shapes and dtypes."""
     ds = train_dataset(spec, config, global_batch_size, config["seed"], input_context)
-    return ds.take(1).cache().repeat().prefetch(AUTOTUNE)
+    # Its own options, whatever the real pipeline's: the yardstick does not move with them.
+    ds = ds.take(1).cache().repeat().prefetch(AUTOTUNE)
+    return ds.with_options(_options(config["data"]))
