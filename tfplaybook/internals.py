@@ -13,7 +13,8 @@ Two kinds of internal:
   worker test, file name and default initial space; Keras' recursive layer list, an optimizer's
   slot index of a variable and the TF optimizer's gradient all-reduce hook; TensorFlow's gradient
   registry (a finished trial's custom gradients are forgotten, or each trial's graph stays);
-  TensorFlow's eager global seed, set without clearing the kernel cache (`seeded_build`).
+  TensorFlow's eager global seed, set without clearing the kernel cache (`seeded_build`); a
+  worker's gRPC stub to the chief, wrapped so a call cut by the chief's death is made again.
 * Replaced while a study runs, and only then (`installed`): keras-tuner's `utils.save_json`
   (atomic state files) and, on a distributed chief, its exit check (`oracle_chief.exit_chief`,
   so a worker that died between trials does not hold the chief). The user's own keras-tuner code
@@ -175,6 +176,52 @@ def _base_tuner():
 def is_worker(tuner):
     """True in a worker of a distributed study (its oracle is the chief's, over gRPC)."""
     return tuner._is_worker()
+
+
+CHIEF_CALL_ATTEMPTS = 10
+
+
+class _RetryingStub:
+    """A worker's gRPC stub to the chief whose calls survive the chief's restart.
+
+    keras-tuner's `OracleClient` calls with `wait_for_ready`, which waits for a chief that is not
+    up yet, but a chief killed *during* a call fails it with UNAVAILABLE ("Stream removed"), and
+    that ended the worker (seen when the chief died while a worker ended its trial). Such a call
+    is made again, waiting for the restarted chief, up to CHIEF_CALL_ATTEMPTS times. Every call
+    is safe to repeat: asking for a trial returns the one the tuner holds, an update overwrites,
+    and the chief ignores the repeat of an end it recorded (tfplaybook.study.resilience).
+    """
+
+    def __init__(self, stub, attempts=CHIEF_CALL_ATTEMPTS):
+        self._stub, self._attempts = stub, attempts
+
+    def __getattr__(self, name):
+        import grpc
+
+        call = getattr(self._stub, name)
+
+        def retried(*args, **kwargs):
+            for attempt in range(1, self._attempts + 1):
+                try:
+                    return call(*args, **kwargs)
+                except grpc.RpcError as e:
+                    lost = getattr(e, "code", lambda: None)() == grpc.StatusCode.UNAVAILABLE
+                    if not lost or attempt == self._attempts:
+                        raise
+
+        return retried
+
+
+def retrying_stub(stub):
+    """`stub` (a gRPC stub to the chief) with calls that survive the chief's restart."""
+    return stub if isinstance(stub, _RetryingStub) else _RetryingStub(stub)
+
+
+def retry_calls_lost_with_the_chief(tuner):
+    """On a worker, makes the tuner's calls to the chief survive the chief's restart."""
+    client = tuner.oracle
+    if is_worker(tuner) and hasattr(client, "stub"):
+        client.stub = retrying_stub(client.stub)
 
 
 def tuner_file(tuner):

@@ -139,6 +139,10 @@ class _Resilience:
     @keras_tuner.synchronized
     def end_trial(self, trial):
         owner = [t for t, o in self.ongoing_trials.items() if o.trial_id == trial.trial_id]
+        if not owner and trial.trial_id in self.end_order:
+            # A worker repeating an end this chief recorded: the reply was lost when the chief
+            # died mid-call (internals.retry_calls_lost_with_the_chief). Recorded once.
+            return
         super().end_trial(trial)
         for tuner_id in owner:
             self._last_seen[tuner_id] = time.time()

@@ -93,6 +93,7 @@ class PlaybookTuner(internals.InitialSpaceHook, keras_tuner.engine.base_tuner.Ba
             overwrite=False,
             **kwargs,
         )
+        internals.retry_calls_lost_with_the_chief(self)
 
     def populate_initial_space(self):
         # keras-tuner reloads only when the tuner file exists, which it writes after the first
