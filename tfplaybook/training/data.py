@@ -220,8 +220,9 @@ def _slow_map(milliseconds):
 def _options(data_config):
     options = tf.data.Options()
     options.deterministic = bool(data_config["deterministic"])
-    # Autotuned on the held-tensor path too: with it off, the real pipeline cost 2.5-3.3% more
-    # CPU a step than one batch held in memory; with it on, 0.1-0.8% (digits_cnn, 15 rounds).
+    # Autotuned on the held-tensor path too. Off, the real pipeline cost 2.6-3.3% more CPU a step
+    # than one batch held in memory (digits_cnn, two runs); on, 0.1-6% over four runs: within
+    # the noise, not a clear gain either way (BUILD_NOTES, 2026-12-07).
     options.autotune.enabled = True
     options.experimental_optimization.map_parallelization = True
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
