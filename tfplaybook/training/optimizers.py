@@ -16,6 +16,8 @@ from tfplaybook.choices import OPTIMIZERS
 from tfplaybook.config import ConfigError
 from tfplaybook.training import schedules
 
+ADAM_FAMILY = ("adam", "adamw", "nadam")  # Keras' Adam step reads beta_1, beta_2 and epsilon.
+
 
 def _value(initial, name):
     """A float32 hyperparameter that the traced step reads: a variable, so trials that differ in
@@ -202,37 +204,32 @@ def make_optimizer(opt_cfg, schedule_cfg, max_train_steps, precision="float32"):
         raise ConfigError(str(e)) from None
     if opt_cfg["learning_rate"] <= 0:
         raise ConfigError(f"optimizer.learning_rate={opt_cfg['learning_rate']!r} must be positive")
+    # The structure only; every hyperparameter value is set by `configure`, so a config's values
+    # are read in one place whether the optimizer is new or reused by a later trial.
     lr = KerasSchedule(opt_cfg["learning_rate"], schedule_cfg, max_train_steps)
     wd = opt_cfg.get("weight_decay", 0.0) or None
-    adam_kw = dict(
-        beta_1=opt_cfg.get("beta1", 0.9),
-        beta_2=opt_cfg.get("beta2", 0.999),
-        epsilon=opt_cfg.get("epsilon", 1e-7),
-    )
     if name in ("sgd", "momentum", "nesterov"):
-        momentum = 0.0 if name == "sgd" else opt_cfg.get("momentum", 0.9)
-        optimizer = Momentum(lr, momentum, nesterov=name == "nesterov", weight_decay=wd)
+        optimizer = Momentum(lr, _momentum(opt_cfg), nesterov=name == "nesterov", weight_decay=wd)
     elif name == "adam":
-        optimizer = keras.optimizers.Adam(lr, weight_decay=wd, **adam_kw)
+        optimizer = keras.optimizers.Adam(lr, weight_decay=wd)
     elif name == "rmsprop":
-        optimizer = RMSProp(
-            lr, opt_cfg["rho"], opt_cfg["momentum"], opt_cfg["epsilon"], weight_decay=wd
-        )
+        optimizer = RMSProp(lr, weight_decay=wd)
     elif name == "adamw":
-        optimizer = keras.optimizers.AdamW(lr, weight_decay=wd or 0.0, **adam_kw)
+        optimizer = keras.optimizers.AdamW(lr, weight_decay=wd or 0.0)
     else:
-        optimizer = NAdam(lr, weight_decay=wd, name="nadam", **adam_kw)
+        optimizer = NAdam(lr, weight_decay=wd, name="nadam")
     optimizer.playbook_schedule = lr
     if optimizer.weight_decay is not None:  # None (no decay at all) stays structural.
-        optimizer.weight_decay = _value(optimizer.weight_decay, "weight_decay_value")
-    if name in ("adam", "adamw", "nadam"):
+        optimizer.weight_decay = _value(0.0, "weight_decay_value")
+    if name in ADAM_FAMILY:
         # Keras' Adam reads these attributes in its step; as variables they can change per trial.
-        optimizer.beta_1 = _value(adam_kw["beta_1"], "beta_1_value")
-        optimizer.beta_2 = _value(adam_kw["beta_2"], "beta_2_value")
-        optimizer.epsilon = _value(adam_kw["epsilon"], "epsilon_value")
+        optimizer.beta_1 = _value(0.0, "beta_1_value")
+        optimizer.beta_2 = _value(0.0, "beta_2_value")
+        optimizer.epsilon = _value(0.0, "epsilon_value")
     # The training loop clips by this (tfplaybook.training.engine); whether it clips at all is
     # fixed by whether optimizer.clip_norm is 0.
-    optimizer.playbook_clip_norm = _value(opt_cfg.get("clip_norm") or 0.0, "clip_norm_value")
+    optimizer.playbook_clip_norm = _value(0.0, "clip_norm_value")
+    configure(optimizer, opt_cfg, schedule_cfg, max_train_steps)
     if precision == "mixed_float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     return optimizer
@@ -247,12 +244,12 @@ def configure(optimizer, opt_cfg, schedule_cfg, max_train_steps):
     inner.playbook_schedule.configure(opt_cfg["learning_rate"], schedule_cfg, max_train_steps)
     name = opt_cfg["name"]
     if isinstance(inner, Momentum):
-        inner.set_momentum(0.0 if name == "sgd" else opt_cfg.get("momentum", 0.9))
+        inner.set_momentum(_momentum(opt_cfg))
     if isinstance(inner, RMSProp):
-        for attr, key in (("rho", "rho"), ("momentum", "momentum"), ("epsilon", "epsilon")):
-            setattr(inner, attr, float(opt_cfg[key]))
-            getattr(inner, f"{attr}_value").assign(float(opt_cfg[key]))
-    if name in ("adam", "adamw", "nadam"):
+        for attr in ("rho", "momentum", "epsilon"):
+            setattr(inner, attr, float(opt_cfg[attr]))
+            getattr(inner, f"{attr}_value").assign(float(opt_cfg[attr]))
+    if name in ADAM_FAMILY:
         inner.beta_1.assign(float(opt_cfg.get("beta1", 0.9)))
         inner.beta_2.assign(float(opt_cfg.get("beta2", 0.999)))
         inner.epsilon.assign(float(opt_cfg.get("epsilon", 1e-7)))
@@ -262,6 +259,11 @@ def configure(optimizer, opt_cfg, schedule_cfg, max_train_steps):
     if inner.weight_decay is not None:
         inner.weight_decay.assign(wd)
     inner.playbook_clip_norm.assign(float(opt_cfg.get("clip_norm") or 0.0))
+
+
+def _momentum(opt_cfg):
+    """The momentum of a config's sgd, momentum or nesterov optimizer (sgd: none)."""
+    return 0.0 if opt_cfg["name"] == "sgd" else opt_cfg.get("momentum", 0.9)
 
 
 def inner_optimizer(optimizer):
