@@ -227,3 +227,29 @@ def test_streaming_for_strings_unknown_shapes_and_splits_over_the_cap(monkeypatc
     assert data_lib._fits_as_tensors(spec, config["data"], None)
     monkeypatch.setattr(data_lib, "MAX_TENSOR_BYTES", 1199)
     assert not data_lib._fits_as_tensors(spec, config["data"], None)
+
+
+def test_a_held_training_pipeline_is_shared_and_each_iterator_starts_it_afresh():
+    data_lib.forget_shared()
+    spec, config = numbered_spec()
+
+    def build(seed=5):
+        return lambda: data_lib.train_dataset(spec, config, 10, seed=seed)
+
+    first = data_lib.shared_train_pipeline(spec, config, 5, ("strategy", 10), build())
+    iterator = iter(first)
+    for _ in range(7):  # An earlier trial's iterator, part of the way into its second epoch.
+        next(iterator)
+    again = data_lib.shared_train_pipeline(spec, config, 5, ("strategy", 10), build())
+    assert again is first
+    # A later trial's iterator gives exactly the batches of a fresh build.
+    assert labels_of(again, 15) == labels_of(build()(), 15)
+    assert data_lib.shared_train_pipeline(spec, config, 6, ("strategy", 10), build(6)) is not first
+    assert data_lib.shared_train_pipeline(spec, config, 5, ("strategy", 20), build()) is not first
+    # A streaming split's shuffle buffer would draw another order per iterator: never shared.
+    spec, config = numbered_spec(cache=False)
+    streams = [
+        data_lib.shared_train_pipeline(spec, config, 5, ("strategy", 10), build()) for _ in "ab"
+    ]
+    assert streams[0] is not streams[1]
+    data_lib.forget_shared()

@@ -379,7 +379,9 @@ def eval_dataset(spec, config, global_eval_batch, steps, input_context=None, rep
 # ------------------------------------------------------------ shared by the trials of a process
 
 _SHARED = collections.OrderedDict()
-MAX_SHARED = 4  # The default study alternates two model widths, hence two data specs.
+# The default study alternates two model widths, hence two data specs, each with its held
+# training tensors, its training pipeline and its evaluation passes.
+MAX_SHARED = 6
 
 
 def shared(key, build):
@@ -415,6 +417,20 @@ def _pipeline(input_context):
         input_context.num_input_pipelines,
         input_context.num_replicas_in_sync,
     )
+
+
+def shared_train_pipeline(spec, config, seed, key, build):
+    """`build()` (a distributed training dataset), shared by the trials of a process when the
+    split is held as tensors: its batches are a stateless function of the seed, so a new
+    iterator of the same dataset gives exactly the batches a fresh build would. A streaming
+    split's shuffle buffer draws another order for every iterator, so it is built afresh.
+
+    `key` names what else the dataset depends on (the strategy, the batch size, the pipelines).
+    """
+    if not _fits_as_tensors(spec, config["data"], None):
+        return build()
+    data = json.dumps(config["data"], sort_keys=True, default=repr)
+    return shared(("train pipeline", spec, data, int(seed)) + tuple(key), build)
 
 
 def in_memory_dataset(spec, config, global_batch_size, input_context=None):

@@ -169,7 +169,13 @@ class Trainer:
                 spec, config, self.eval_batch, self.eval_steps, ctx, repeat=True
             )
 
-        train = self.strategy.distribute_datasets_from_function(train_fn)
+        train = data_lib.shared_train_pipeline(
+            spec,
+            config,
+            shuffle_seed,
+            (self.strategy, config["batch_size"]),
+            lambda: self.strategy.distribute_datasets_from_function(train_fn),
+        )
         evaluation = data_lib.shared(
             ("eval", self.strategy, spec, self.eval_batch, self.eval_steps),
             lambda: EvalPasses(self.strategy.distribute_datasets_from_function(eval_fn)),
