@@ -94,6 +94,7 @@ class BestCheckpoints:
     def set_model(self, model):
         """The Keras model whose weights `on_epoch_end` saves."""
         self.model = model
+        self._writer = WeightsWriter(model)
 
     @staticmethod
     def _name(step):
@@ -118,7 +119,7 @@ class BestCheckpoints:
         if save:
             path = self.path_for(epoch)
             tmp = os.path.join(self.directory, f".tmp-{os.getpid()}.weights.h5")
-            self.model.save_weights(tmp)
+            self._writer.write(tmp)
             os.replace(tmp, path)
         self.kept = kept
         if save or evicted:
@@ -137,6 +138,102 @@ class BestCheckpoints:
 
     def best_path(self):
         return self.path_for(self.kept[0]["step"]) if self.kept else None
+
+
+class WeightsWriter:
+    """Writes a model's `.weights.h5` file, the file `model.save_weights` writes, in a fraction
+    of its time.
+
+    Keras' `save_weights` walks the model's attributes to find its layers on every save (68 ms a
+    save for the default CNN here, 48 saves in the default study). The walk gives the same file
+    layout every time, so it is done once, by Keras' own saving code against a store that
+    records what it is given instead of writing it: the groups with their attributes and, for
+    each dataset, the variable it holds. Each save then writes those groups and the variables'
+    current values with h5py. A model whose saving stores anything but variables (a layer that
+    computes what it saves), or whose variables change, is saved by Keras itself.
+    """
+
+    def __init__(self, model):
+        self.model = model
+        self._plan, self._variables = None, None
+
+    def write(self, path):
+        plan = self._current_plan()
+        if plan is None:
+            self.model.save_weights(path)
+            return
+        import h5py
+        from keras import ops
+
+        with h5py.File(path, "w") as f:
+            groups = {}
+            for group_path, metadata, key, variable in plan:
+                group = groups.get(group_path)
+                if group is None:
+                    parent = f.create_group(group_path) if group_path else f
+                    group = parent.create_group("vars")
+                    for name, value in (metadata or {}).items():
+                        group.attrs[name] = value
+                    groups[group_path] = group
+                if key is None:
+                    continue
+                value = ops.convert_to_numpy(variable)
+                if str(value.dtype) == "bfloat16":
+                    group.create_dataset(key, data=value).attrs["dtype"] = "bfloat16"
+                else:
+                    group[key] = value
+
+    def _current_plan(self):
+        count = len(self.model.variables)
+        if self._variables != count:
+            self._plan, self._variables = _record_plan(self.model), count
+        return self._plan
+
+
+def _record_plan(model):
+    """[(group path, metadata, dataset key or None, variable)] in the order Keras' own
+    `save_weights` creates them, or None when a replay could differ from Keras' file."""
+    try:
+        import keras
+        from keras.src.saving import saving_lib
+    except ImportError:
+        return None
+
+    class Recorder(saving_lib.H5IOStore):
+        # Keras' _save_state accepts only its own stores; this one keeps no file.
+        def __init__(self):
+            self.mode = "w"
+            self.entries = []
+            self._path = self._metadata = None
+            self._created = False
+
+        def __bool__(self):
+            return True
+
+        def make(self, path, metadata=None):
+            self._path, self._metadata = path, dict(metadata) if metadata else None
+            self._created = bool(metadata)
+            if metadata:  # Keras creates a group with metadata at once, others on first use.
+                self.entries.append((path, self._metadata, None, None))
+            return self
+
+        def __setitem__(self, key, value):
+            if not self._created:
+                self.entries.append((self._path, self._metadata, None, None))
+                self._created = True
+            self.entries.append((self._path, self._metadata, key, value))
+
+    recorder = Recorder()
+    try:
+        saving_lib._save_state(
+            model, weights_store=recorder, assets_store=None, inner_path="", visited_saveables=set()
+        )
+    except Exception:  # Another Keras' internals: Keras saves it itself.
+        return None
+    variables = (keras.Variable, tf.Variable)
+    if not all(v is None or isinstance(v, variables) for _, _, _, v in recorder.entries):
+        return None
+    return recorder.entries
 
 
 class LatestCheckpoint:
