@@ -50,7 +50,30 @@ def test_default_strategy_learns_digits(experiment_config, tmp_path):
     assert np.mean(losses[-20:]) < 0.5 * np.mean(losses[:5])
     _, norms = td.series(rows, "train", "grad_norm")
     assert len(norms) == 300 and all(n > 0 for n in norms)
-    assert os.listdir(tmp_path / "tensorboard")
+    # TensorBoard reads every evaluation's metrics, as the measurements have them.
+    tensorboard = tensorboard_scalars(tmp_path / "tensorboard")
+    for metric in ("accuracy", "loss", "example_count/3"):
+        steps, values = td.series(rows, "validation", metric)
+        assert steps == list(range(50, 301, 50))
+        logged = tensorboard[f"validation/{metric}"]
+        assert [s for s, _ in logged] == steps
+        assert [v for _, v in logged] == pytest.approx(values, rel=1e-6)  # float32 in events.
+    learning_rates = tensorboard["train/learning_rate"]
+    assert [s for s, _ in learning_rates] == list(range(25, 301, 25))
+    assert learning_rates[0][1] > learning_rates[-1][1]  # The cosine decay.
+
+
+def tensorboard_scalars(directory):
+    """{tag: [(step, value)]} as TensorBoard's own reader loads them."""
+    from tensorboard.backend.event_processing import event_accumulator
+
+    events = event_accumulator.EventAccumulator(str(directory), size_guidance={"tensors": 0})
+    events.Reload()
+    assert not events.Tags()["scalars"]  # TF2 scalars: tensor summaries of the scalars plugin.
+    return {
+        tag: [(e.step, float(tf.make_ndarray(e.tensor_proto))) for e in events.Tensors(tag)]
+        for tag in events.Tags()["tensors"]
+    }
 
 
 def test_two_replicas_match_one_device_on_the_same_global_batch(experiment_config, tmp_path):

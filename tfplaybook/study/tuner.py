@@ -231,8 +231,9 @@ def write_study_json(study_dir, config, space, experiment_path, task=None):
 def write_hparams_config(study_dir, space, objective):
     """The study-level HParams-plugin config, so `tensorboard --logdir STUDY` shows the
     hyperparameter table and parallel coordinates next to each trial's scalars."""
-    import tensorflow as tf
     from tensorboard.plugins.hparams import api as hp
+
+    from tfplaybook.training import records
 
     hparams = [
         hp.HParam(d["id"], description=f"{d['role']}, {d['scale']}")
@@ -247,9 +248,8 @@ def write_hparams_config(study_dir, space, objective):
         hp.Metric("validation/loss"),
         hp.Metric("train/loss"),
     ]
-    writer = tf.summary.create_file_writer(os.path.join(study_dir, td.TENSORBOARD))
-    with writer.as_default():
-        hp.hparams_config(hparams=hparams, metrics=metrics)
+    writer = records.EventWriter(os.path.join(study_dir, td.TENSORBOARD))
+    writer.summary(hp.hparams_config_pb(hparams=hparams, metrics=metrics))
     writer.close()  # On disk now, not when the writer happens to be collected.
 
 

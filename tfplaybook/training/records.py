@@ -10,9 +10,9 @@ chief writes files: the trainer decides; these functions only build and emit.
 """
 
 import os
+import time
 
 import numpy as np
-import tensorflow as tf
 
 from tfplaybook import progress
 from tfplaybook.files import trial_dir as td
@@ -77,11 +77,65 @@ def train_rows(loop, train_metrics):
     return rows
 
 
+class EventWriter:
+    """A TensorBoard event file of scalars and HParams summaries, written from Python.
+
+    TensorBoard's own writer and summary protos, not `tf.summary` ops: an evaluation's 23
+    scalars of the default study cost 23 ms as eager summary ops here, a few hundred
+    microseconds as protos. The files are the ones `tf.summary.scalar` writes (tensor summaries
+    with the scalars plugin's metadata), so TensorBoard shows them the same way.
+    """
+
+    def __init__(self, logdir):
+        from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+        self._writer = EventFileWriter(logdir)
+
+    def scalars(self, step, values):
+        """Writes {tag: number} at `step`, as one event."""
+        from tensorboard.compat.proto.summary_pb2 import Summary
+        from tensorboard.plugins.scalar import summary_v2
+
+        summary = Summary()
+        for tag, value in values.items():
+            summary.value.extend(summary_v2.scalar_pb(tag, float(value)).value)
+        self.summary(summary, step)
+
+    def summary(self, summary, step=0):
+        """Writes a Summary proto at `step`."""
+        from tensorboard.compat.proto.event_pb2 import Event
+
+        self._writer.add_event(Event(wall_time=time.time(), step=int(step), summary=summary))
+
+    def flush(self):
+        self._writer.flush()
+
+    def close(self):
+        self._writer.close()
+
+
+class _NoWriter:
+    """What a worker other than the chief writes: nothing."""
+
+    def scalars(self, step, values):
+        pass
+
+    def summary(self, summary, step=0):
+        pass
+
+    def flush(self):
+        pass
+
+    def close(self):
+        pass
+
+
 def summary_writer(workdir, is_chief):
-    """The TensorBoard writer (a no-op one off the chief), with a study trial's HParams summary."""
+    """The TensorBoard writer (one that writes nothing off the chief), with a study trial's
+    HParams summary."""
     if not is_chief:
-        return tf.summary.create_noop_writer()
-    writer = tf.summary.create_file_writer(os.path.join(workdir, td.TENSORBOARD))
+        return _NoWriter()
+    writer = EventWriter(os.path.join(workdir, td.TENSORBOARD))
     write_trial_hparams(writer, workdir)
     return writer
 
@@ -98,26 +152,23 @@ def write_trial_hparams(writer, workdir):
         for k, v in td.read_json(path)["values"].items()
         if isinstance(v, (bool, int, float, str))
     }
-    with writer.as_default():
-        hp.hparams(values, trial_id=os.path.basename(os.path.normpath(workdir)))
+    writer.summary(hp.hparams_pb(values, trial_id=os.path.basename(os.path.normpath(workdir))))
 
 
 def train_scalars(writer, loop):
     """The loop's TensorBoard scalars at its last step: mean loss and norm, skips, learning rate."""
-    with writer.as_default(step=loop.end):
-        tf.summary.scalar("train/loss", float(np.mean(loop.losses)))
-        if loop.finite_norms.size:
-            tf.summary.scalar("train/grad_norm", float(np.mean(loop.finite_norms)))
-        if loop.loss_scaled:
-            tf.summary.scalar("train/skipped_steps", int(loop.skipped.sum()))
-        tf.summary.scalar("train/learning_rate", loop.learning_rate)
+    values = {"train/loss": float(np.mean(loop.losses))}
+    if loop.finite_norms.size:
+        values["train/grad_norm"] = float(np.mean(loop.finite_norms))
+    if loop.loss_scaled:
+        values["train/skipped_steps"] = int(loop.skipped.sum())
+    values["train/learning_rate"] = loop.learning_rate
+    writer.scalars(loop.end, values)
 
 
 def validation_scalars(writer, step, metrics):
     """An evaluation's metrics as TensorBoard scalars validation/<name>."""
-    with writer.as_default(step=step):
-        for name, value in metrics.items():
-            tf.summary.scalar(f"validation/{name}", value)
+    writer.scalars(step, {f"validation/{name}": value for name, value in metrics.items()})
 
 
 def progress_line(loop, config, last_eval, seconds_left):

@@ -234,7 +234,7 @@ class Trainer:
             self._log(f"diverged: {e}")
             return self._finish(td.DIVERGED, str(e), e.step, state)
         finally:
-            writer.flush()
+            writer.close()  # Its file complete, and its thread ended, at every trial's end.
             latest.close()
         return self._finish(td.COMPLETED, "", state.step, state)
 
