@@ -385,7 +385,7 @@ def plot(res):
     """Throughput vs batch size, real vs synthetic, with the ideal-scaling line (checklist 8)."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(6.4, 4.2))
+    fig = Figure(figsize=(6.4, 4.2), layout="constrained")
     ax = fig.add_subplot()
     for data, style in ((REAL, "o-"), (SYNTHETIC, "s--")):
         ok = [r for r in res["table"] if r["data"] == data and r["status"] == "ok"]
@@ -422,5 +422,4 @@ def plot(res):
     ax.set_ylabel("examples / s")
     ax.set_title("Throughput vs batch size")
     ax.legend(fontsize="small")
-    fig.tight_layout()
     return fig

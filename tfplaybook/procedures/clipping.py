@@ -136,7 +136,7 @@ def plot(steps, grad_norms, res):
 
     norms = np.asarray(grad_norms, dtype=float)
     n = res["numbers"]
-    fig = Figure(figsize=(10, 4))
+    fig = Figure(figsize=(10, 4), layout="constrained")
     step_ax, hist_ax = fig.subplots(1, 2)
     step_ax.plot(steps, norms, lw=0.8)
     positive = norms[np.isfinite(norms) & (norms > 0)]
@@ -156,5 +156,4 @@ def plot(steps, grad_norms, res):
     hist_ax.set_xlabel("unclipped gradient norm")
     hist_ax.set_ylabel("steps")
     hist_ax.set_title(f"{n['num_steps']} steps")
-    fig.tight_layout()
     return fig

@@ -262,7 +262,7 @@ def plot(runs, res):
     """Training loss vs step per probe run, climb points marked (P7, P10)."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(6.4, 4.2))
+    fig = Figure(figsize=(6.4, 4.2), layout="constrained")
     ax = fig.add_subplot()
     for multiplier in sorted(runs):
         steps, losses = runs[multiplier]
@@ -275,5 +275,4 @@ def plot(runs, res):
     ax.set_ylabel("training loss")
     ax.set_title("Instability probes (dashed: loss starts to climb)")
     ax.legend(fontsize="small")
-    fig.tight_layout()
     return fig

@@ -264,7 +264,7 @@ def plot(series_by_lr, res):
     from matplotlib.figure import Figure
 
     n = res["numbers"]
-    fig = Figure(figsize=(6.4, 4.2))
+    fig = Figure(figsize=(6.4, 4.2), layout="constrained")
     ax = fig.add_subplot()
     for lr in sorted(series_by_lr):
         steps, values = series_by_lr[lr]
@@ -288,5 +288,4 @@ def plot(series_by_lr, res):
     ax.set_ylabel(f"training {n['metric']}")
     ax.set_title("Constant-LR sweep: steps to a perfect fit")
     ax.legend(fontsize="small")
-    fig.tight_layout()
     return fig

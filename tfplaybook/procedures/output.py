@@ -73,9 +73,9 @@ def csv_text(rows):
 
 def write_png(figure, path):
     """Saves a matplotlib figure as PNG, atomically."""
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    trial_dir.atomic_write_bytes(path, buffer.getvalue())
+    from tfplaybook.analysis import plots
+
+    trial_dir.atomic_write_bytes(path, plots.to_png(figure))
 
 
 def write_procedure_dir(directory, res, measurements, figure=None):

@@ -297,7 +297,7 @@ def plot(series_by_warmup, base_learning_rate, res=None):
     """Training loss vs step per warmup length, and the learning-rate ramps (P8)."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(10, 4))
+    fig = Figure(figsize=(10, 4), layout="constrained")
     loss_ax, lr_ax = fig.subplots(1, 2)
     chosen = res["numbers"]["warmup_steps"] if res else None
     stable = res["numbers"]["stable_warmup_steps"] if res else list(series_by_warmup)
@@ -321,5 +321,4 @@ def plot(series_by_warmup, base_learning_rate, res=None):
     lr_ax.set_xlabel("step")
     lr_ax.set_ylabel("learning rate")
     lr_ax.set_title(f"Linear warmup to {base_learning_rate:g}")
-    fig.tight_layout()
     return fig

@@ -9,7 +9,7 @@ def plot(res):
     from matplotlib.ticker import FuncFormatter
 
     n = res["numbers"]
-    fig = Figure(figsize=(6.4, 4.2))
+    fig = Figure(figsize=(6.4, 4.2), layout="constrained")
     ax = fig.add_subplot()
     rows = [r for r in res["table"] if r["steps_to_target"] is not None]
     if rows:
@@ -68,5 +68,4 @@ def plot(res):
     ax.set_ylabel(ylabel, fontsize="small")
     ax.set_title("Steps to target vs batch size")
     ax.legend(fontsize="small")
-    fig.tight_layout()
     return fig
