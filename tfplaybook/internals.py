@@ -374,6 +374,57 @@ def seeded_build(seed, build):
     return build()
 
 
+def weights_file_layout(model):
+    """What `model.save_weights` writes, in order: [(group path, metadata, dataset key or None,
+    variable)] (None as key: the group itself), recorded by Keras' own `_save_state` against a
+    store that keeps what it is given. None when a replay could differ from Keras' file: a
+    saved value that is not a variable (a layer that computes what it saves), or internals
+    other than Keras 3.15's (tfplaybook.training.checkpoints.WeightsWriter)."""
+    import keras
+    import tensorflow as tf
+
+    try:
+        from keras.src.saving import saving_lib
+    except ImportError:
+        return None
+
+    class Recorder(saving_lib.H5IOStore):
+        # _save_state accepts only Keras' own stores; this one keeps no file.
+        def __init__(self):
+            self.mode = "w"
+            self.entries = []
+            self._path = self._metadata = None
+            self._created = False
+
+        def __bool__(self):
+            return True
+
+        def make(self, path, metadata=None):
+            self._path, self._metadata = path, dict(metadata) if metadata else None
+            self._created = bool(metadata)
+            if metadata:  # Keras creates a group with metadata at once, others on first use.
+                self.entries.append((path, self._metadata, None, None))
+            return self
+
+        def __setitem__(self, key, value):
+            if not self._created:
+                self.entries.append((self._path, self._metadata, None, None))
+                self._created = True
+            self.entries.append((self._path, self._metadata, key, value))
+
+    recorder = Recorder()
+    try:
+        saving_lib._save_state(
+            model, weights_store=recorder, assets_store=None, inner_path="", visited_saveables=set()
+        )
+    except Exception:  # Other internals than these: Keras saves the model itself.
+        return None
+    variables = (keras.Variable, tf.Variable)
+    if not all(v is None or isinstance(v, variables) for _, _, _, v in recorder.entries):
+        return None
+    return recorder.entries
+
+
 def _patch(module, name, replacement):
     _PATCHES.append((module, name, getattr(module, name)))
     setattr(module, name, replacement)

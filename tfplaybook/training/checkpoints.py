@@ -15,6 +15,7 @@ import tempfile
 
 import tensorflow as tf
 
+from tfplaybook import internals
 from tfplaybook.files import trial_dir
 from tfplaybook.training import selection
 
@@ -186,54 +187,8 @@ class WeightsWriter:
     def _current_plan(self):
         count = len(self.model.variables)
         if self._variables != count:
-            self._plan, self._variables = _record_plan(self.model), count
+            self._plan, self._variables = internals.weights_file_layout(self.model), count
         return self._plan
-
-
-def _record_plan(model):
-    """[(group path, metadata, dataset key or None, variable)] in the order Keras' own
-    `save_weights` creates them, or None when a replay could differ from Keras' file."""
-    try:
-        import keras
-        from keras.src.saving import saving_lib
-    except ImportError:
-        return None
-
-    class Recorder(saving_lib.H5IOStore):
-        # Keras' _save_state accepts only its own stores; this one keeps no file.
-        def __init__(self):
-            self.mode = "w"
-            self.entries = []
-            self._path = self._metadata = None
-            self._created = False
-
-        def __bool__(self):
-            return True
-
-        def make(self, path, metadata=None):
-            self._path, self._metadata = path, dict(metadata) if metadata else None
-            self._created = bool(metadata)
-            if metadata:  # Keras creates a group with metadata at once, others on first use.
-                self.entries.append((path, self._metadata, None, None))
-            return self
-
-        def __setitem__(self, key, value):
-            if not self._created:
-                self.entries.append((self._path, self._metadata, None, None))
-                self._created = True
-            self.entries.append((self._path, self._metadata, key, value))
-
-    recorder = Recorder()
-    try:
-        saving_lib._save_state(
-            model, weights_store=recorder, assets_store=None, inner_path="", visited_saveables=set()
-        )
-    except Exception:  # Another Keras' internals: Keras saves it itself.
-        return None
-    variables = (keras.Variable, tf.Variable)
-    if not all(v is None or isinstance(v, variables) for _, _, _, v in recorder.entries):
-        return None
-    return recorder.entries
 
 
 class LatestCheckpoint:
