@@ -19,31 +19,34 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 # The slowest files, slowest first (per-file totals of a full run on the 2-core CI machine,
-# 2026-12-03). Run with `-n 3 --dist loadfile --no-loadscope-reorder`, files go to the workers
-# in this order, so the long ones start first and the workers end together; xdist's own
-# reordering sorts files by their number of tests, which put the longest two-test file last.
+# 2026-12-07; test_reliability.py's single 150 s test starts early too). Run with `-n 3
+# --dist loadfile --no-loadscope-reorder`, files go to the workers in this order, so the long
+# ones start first and the workers end together; xdist's own reordering sorts files by their
+# number of tests, which put the longest two-test file last.
 SLOWEST_FIRST = [
+    "test_modes.py",
     "test_reliability.py",
     "test_state_recovery.py",
-    "test_modes.py",
-    "test_tuner.py",
-    "test_gcs_study.py",
     "test_user_tasks.py",
     "test_procedure_modes.py",
+    "test_tuner.py",
+    "test_gcs_study.py",
     "test_procedures_critical_batch.py",
-    "test_reliability_chief.py",
+    "test_bad_input.py",
     "test_gcs_tfds.py",
     "test_cli.py",
+    "test_long_work.py",
     "test_train.py",
-    "test_bad_input.py",
+    "test_reliability_chief.py",
     "test_trace_reuse.py",
-    "test_validation.py",
-    "test_idle_worker.py",
-    "test_advise.py",
     "test_keras_tuner_bridge.py",
+    "test_validation.py",
+    "test_data.py",
+    "test_idle_worker.py",
     "test_best_export.py",
+    "test_experiments.py",
     "test_multiworker.py",
-    "test_class_counts.py",
+    "test_advise.py",
 ]
 
 
