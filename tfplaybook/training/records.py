@@ -107,9 +107,6 @@ class EventWriter:
 
         self._writer.add_event(Event(wall_time=time.time(), step=int(step), summary=summary))
 
-    def flush(self):
-        self._writer.flush()
-
     def close(self):
         self._writer.close()
 
@@ -121,9 +118,6 @@ class _NoWriter:
         pass
 
     def summary(self, summary, step=0):
-        pass
-
-    def flush(self):
         pass
 
     def close(self):
