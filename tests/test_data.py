@@ -253,3 +253,18 @@ def test_a_held_training_pipeline_is_shared_and_each_iterator_starts_it_afresh()
     ]
     assert streams[0] is not streams[1]
     data_lib.forget_shared()
+
+
+def test_a_shipped_dataset_is_read_once_whatever_the_model_and_a_users_own_per_model():
+    spec, config = digits_spec()
+    wider = task_lib.merge(config, {"model": {"width": 64}, "optimizer": {"learning_rate": 0.5}})
+    assert data_lib.get_data_spec(wider, REGISTRY) is spec
+    # What the shipped maker does read still gives its own spec.
+    assert data_lib.get_data_spec(task_lib.merge(config, {"seed": 3}), REGISTRY) is not spec
+    assert digits_spec(shuffle_buffer=7)[0] is not spec
+    # A task's own make_dataset may read the model section: one spec per model config.
+    own, config = numbered_spec()
+    task = task_lib.Task(make_dataset=_numbered)
+    assert data_lib.get_data_spec(config, task) is own
+    wider = task_lib.merge(config, {"model": {"width": 64}})
+    assert data_lib.get_data_spec(wider, task) is not own

@@ -158,10 +158,16 @@ _SPECS = {}
 def get_data_spec(config, task, download=False):
     """Resolves the task's data for `config`; raises ConfigError on data the trials cannot read.
 
-    Memoised per process on the config without the keys of `_NOT_DATA`.
+    Memoised per process on the config keys the shipped maker reads (`datasets.config_keys`), or
+    for a task's own maker on the config without the keys of `_NOT_DATA`: a study over the
+    architecture reads a shipped dataset once, whatever its `model` section says.
     """
     make, describe = task.dataset(config)
-    rest = {k: v for k, v in config.items() if k not in _NOT_DATA}
+    reads = datasets.config_keys(make)
+    if reads is None:
+        rest = {k: v for k, v in config.items() if k not in _NOT_DATA}
+    else:
+        rest = {k: config.get(k) for k in reads}
     key = (make, describe, json.dumps(rest, sort_keys=True, default=repr), bool(download))
     if key not in _SPECS:
         if len(_SPECS) >= 16:
@@ -379,8 +385,8 @@ def eval_dataset(spec, config, global_eval_batch, steps, input_context=None, rep
 # ------------------------------------------------------------ shared by the trials of a process
 
 _SHARED = collections.OrderedDict()
-# The default study alternates two model widths, hence two data specs, each with its held
-# training tensors, its training pipeline and its evaluation passes.
+# Per data spec: its held training tensors, its training pipeline and its evaluation passes; a
+# user's study over the architecture with its own make_dataset has one spec per model config.
 MAX_SHARED = 6
 
 

@@ -277,6 +277,15 @@ _DATASETS = {
     ),
 }
 _TFDS = Dataset(_make_tfds, _TFDS_DEFAULTS, _describe_tfds)
+# The config sections the shipped makers and describes read. A user's own make_dataset may read
+# any of the config (the model section too), so its data is keyed on everything that may steer it.
+_READS = {_make_tfds: ("data", "seed"), _make_synthetic: ("data", "seed")}
+
+
+def config_keys(make):
+    """The top-level config keys `make` reads, when tfplaybook knows them (shipped makers), else
+    None."""
+    return _READS.get(make)
 
 
 def register_dataset(name, make, defaults=None, describe=None):
