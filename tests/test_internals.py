@@ -2,10 +2,13 @@
 while a study runs, and refused on an untested library version."""
 
 import ast
+import json
+import os
 import pathlib
 import re
 
 import pytest
+from conftest import run_cli
 
 from tfplaybook import config as config_lib
 from tfplaybook import internals
@@ -123,3 +126,50 @@ def test_atomic_save_json_writes_what_keras_tuner_reads(tmp_path):
         utils.save_json(str(path), {"a": [1, 2]})
     assert utils.load_json(str(path)) == {"a": [1, 2]}
     assert [p.name for p in tmp_path.iterdir()] == ["oracle.json"]  # No temporary left.
+
+
+OPTIONAL_PROBE = """
+import json, os, sys
+
+
+def get_config():
+    return {
+        "batch_size": 8,
+        "max_train_steps": 2,
+        "eval_every_steps": 2,
+        "checkpoint_every_steps": 2,
+        "model": {"name": "mlp", "width": 4, "depth": 1},
+    }
+
+
+def make_dataset(split, config):
+    import keras
+    import pandas
+    import tensorflow as tf
+
+    seen = {name: name in sys.modules for name in ("sklearn", "matplotlib")}
+    # The user's own pandas imports and works; Keras' reference to it stays empty.
+    frame = pandas.DataFrame({"x": [0.0, 1.0] * 8, "y": [0, 1] * 8})
+    seen["keras_pandas"] = keras.src.trainers.data_adapters.array_slicing.pandas is not None
+    with open(os.environ["PROBE_OUT"], "w") as f:
+        json.dump(seen, f)
+    x = frame[["x"]].to_numpy("float32")
+    return tf.data.Dataset.from_tensor_slices((x, frame["y"].to_numpy("int32")))
+"""
+
+
+def test_the_command_line_runs_keras_without_its_optional_imports_and_the_user_has_them(tmp_path):
+    experiment = tmp_path / "probe.py"
+    experiment.write_text(OPTIONAL_PROBE)
+    out = tmp_path / "seen.json"
+    env = dict(os.environ, PROBE_OUT=str(out))
+    done = run_cli(
+        "--mode=train", f"--experiment={experiment}", f"--workdir={tmp_path / 'run'}", env=env
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    # Without the command line's finder, Keras imports all three at start-up.
+    assert json.loads(out.read_text()) == {
+        "sklearn": False,
+        "matplotlib": False,
+        "keras_pandas": False,
+    }

@@ -20,6 +20,12 @@ Two kinds of internal:
   so a worker that died between trials does not hold the chief). The user's own keras-tuner code
   in the same process sees the stock library outside a study.
 
+One process-wide setting, made by the command line only (`python -m tfplaybook.run`), never by
+the Python API: `skip_keras_optional_imports` keeps Keras and keras-tuner from importing
+scikit-learn, pandas and matplotlib for features a tfplaybook run does not use (Keras' sklearn
+wrappers, pandas inputs to `fit`, its image-gallery plot), each of which they import only if it
+is installed.
+
 What catches a change, beyond the version check: tests/test_reliability.py and bench/chaos.py
 (kills at random moments: atomic writes), tests/test_idle_worker.py (the chief's exit),
 tests/test_batchnorm.py (2 replicas against 1 on the same global batch: the all-reduce hook and
@@ -30,6 +36,7 @@ import contextlib
 import importlib
 import json
 import random
+import sys
 
 from tfplaybook.config import ConfigError
 
@@ -502,3 +509,41 @@ def install_chief_exit_check():
 
     exit_chief.forgets_silent_tuners = True
     _patch(oracle_chief, "exit_chief", exit_chief)
+
+
+# ------------------------------------------------------------------- Keras' optional imports
+
+_OPTIONAL_FOR_KERAS = ("sklearn", "pandas", "matplotlib")
+_IMPORTERS = ("keras", "keras_tuner")
+
+
+class _SkipOptionalImports:
+    """A meta-path finder that refuses `_OPTIONAL_FOR_KERAS` to imports made by Keras' and
+    keras-tuner's own modules; every other importer (tfplaybook, the user's experiment file)
+    gets them as usual."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] not in _OPTIONAL_FOR_KERAS:
+            return None
+        frame = sys._getframe(1)
+        while frame is not None and frame.f_code.co_filename.startswith("<frozen importlib"):
+            frame = frame.f_back
+        importer = (frame.f_globals.get("__name__") or "") if frame is not None else ""
+        if importer.partition(".")[0] in _IMPORTERS:
+            raise ModuleNotFoundError(f"{name} is not imported for Keras in a tfplaybook run")
+        return None
+
+
+def skip_keras_optional_imports():
+    """Keeps Keras and keras-tuner from importing scikit-learn, pandas and matplotlib.
+
+    Keras imports each of them at start-up when it is installed, for its sklearn wrappers, pandas
+    inputs to `fit` and `keras.visualization` (2.2-2.7 s of a process's 8-10 s start-up here),
+    and works without them when they are not; keras-tuner likewise for its sklearn tuner and
+    its stock Bayesian oracle. A tfplaybook run uses none of those. Modules that are already
+    imported are left as they are, and tfplaybook's own modules and the user's code still import
+    these libraries normally; only Keras' and keras-tuner's references stay empty. Called by the
+    command line before TensorFlow loads; the Python API leaves the user's process alone.
+    """
+    if not any(isinstance(finder, _SkipOptionalImports) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _SkipOptionalImports())

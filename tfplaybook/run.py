@@ -450,4 +450,7 @@ def _skip_the_collections_at_exit():
 
 if __name__ == "__main__":
     atexit.register(_skip_the_collections_at_exit)
+    from tfplaybook import internals
+
+    internals.skip_keras_optional_imports()
     app.run(main, flags_parser=parse_flags)
