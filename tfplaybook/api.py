@@ -175,8 +175,7 @@ def run_studies(
 def _run_studies(
     config, task, experiment, workdir, run_options, runs_root, notes, command, role, max_minutes
 ):
-    from tfplaybook.analysis import report
-    from tfplaybook.files import remote
+    from tfplaybook.analysis.report import background
     from tfplaybook.search import designs
     from tfplaybook.study import tracking
 
@@ -189,13 +188,25 @@ def _run_studies(
     root = runs_root or os.path.dirname(os.path.abspath(workdir))
     if role != "worker":
         tracking.StudyIndex.check(root)
-    from tfplaybook.study import tuner
+    run = (config, task, experiment, run_options, root, notes, command, max_minutes)
+    if role == "worker":  # Workers write no report.
+        return _run_plan(plan, run, None)
+    # Started before TensorFlow loads: the report's process imports its libraries meanwhile.
+    with background.Reporter() as reporter:
+        return _run_plan(plan, run, reporter)
 
+
+def _run_plan(plan, run, reporter):
+    """Runs each study of `plan`; with a `reporter` (not a worker), reports and exports each."""
+    from tfplaybook.files import remote
+    from tfplaybook.study import tracking, tuner
+
+    config, task, experiment, run_options, root, notes, command, max_minutes = run
     for study_dir, study_config in plan:
         tuner.prepare_study(study_config, study_dir, run_options, task, checked=True)
     results = []
     for study_dir, study_config in plan:
-        index = tracking.StudyIndex(root) if role != "worker" else None
+        index = tracking.StudyIndex(root) if reporter else None
 
         if index:
             index.record(study_dir, study_config, experiment, notes, command, "running")
@@ -209,34 +220,41 @@ def _run_studies(
             results.append(StudyResult(study_dir, config["objective"], [], None))
             continue
         remote.pull(study_dir, remote.ANALYSIS_EXCLUDE)  # Other hosts' trials, for the report.
-        report_path = report.write_report(study_dir)
-        summary = _record(index, study_dir, study_config, experiment, notes, command)
+        trials = trial_results(study_dir)
+        # The report (in the second process) while this one exports the best trial.
+        reporter.request(study_dir)
+        try:
+            best = StudyResult(study_dir, config["objective"], trials, None).best_trial
+            exported = _export_best_trial(best, task, run_options)
+        finally:  # A failed export still leaves the report and the index row.
+            report_path = reporter.result()
+            summary = _record(index, study_dir, study_config, experiment, notes, command)
         print(
             f"study {study_dir}: {summary['trials']} trials, best validation "
             f"{config['objective']['metric']} {_rounded(summary['best_value'])} "
             f"({summary['status']})"
         )
         print(f"report: {report_path}", flush=True)
-        result = StudyResult(study_dir, config["objective"], trial_results(study_dir), report_path)
-        _export_best_trial(result, task, run_options)
-        results.append(result)
+        if exported and run_options.verbose:
+            print(f"exported the best trial: {exported}", flush=True)
+        results.append(StudyResult(study_dir, config["objective"], trials, report_path))
     return results
 
 
-def _export_best_trial(result, task, run_options):
-    """The study's best trial exported once (tfplaybook.training.best_export), not every trial."""
+def _export_best_trial(best, task, run_options):
+    """The study's best trial (a TrialResult, or None) exported once
+    (tfplaybook.training.best_export), not every trial; returns the export's path, or None when
+    there was nothing to export."""
     from tfplaybook.files import remote
     from tfplaybook.files import trial_dir as td
     from tfplaybook.training import best_export
 
-    best = result.best_trial
     if best is None or best_export.exported(best.directory):
-        return
+        return None
     config = td.read_config(best.directory)
     path = best_export.export_best(best.directory, config, task, run_options.download)
     remote.sync(best.directory)  # gs://: the export's files (Keras wrote them) to the bucket.
-    if path and run_options.verbose:
-        print(f"exported the best trial: {path}", flush=True)
+    return path
 
 
 def _record(index, study_dir, config, experiment, notes, command, status=None):

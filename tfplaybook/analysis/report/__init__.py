@@ -21,7 +21,8 @@ hidden `#render-check` element, so a headless browser can verify the page.
 
 This package assembles the page (`write_report`); `page` renders it (the HTML and Markdown page,
 its tables and figures), `sections` holds the study report's sections and `comparison` the
-adoption decision's report.
+adoption decision's report; `background` writes a study's report in a second process while the
+study's own exports its best trial.
 """
 
 import os
