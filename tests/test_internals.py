@@ -6,9 +6,11 @@ import json
 import os
 import pathlib
 import re
+import subprocess
+import sys
 
 import pytest
-from conftest import run_cli
+from conftest import REPO, run_cli
 
 from tfplaybook import config as config_lib
 from tfplaybook import internals
@@ -173,3 +175,34 @@ def test_the_command_line_runs_keras_without_its_optional_imports_and_the_user_h
         "matplotlib": False,
         "keras_pandas": False,
     }
+
+
+IMPORTED_FIRST = """
+import sys
+from tfplaybook import internals
+
+internals.skip_keras_optional_imports()
+as_keras = {"__name__": "keras.src.example"}  # Code run as one of Keras' own modules.
+try:
+    exec("import pandas", as_keras)
+except ModuleNotFoundError:
+    pass
+else:
+    raise AssertionError("Keras imported pandas")
+exec("import pandas", {"__name__": "my_experiment"})  # The user's import works.
+import sklearn  # The experiment file's top level, before Keras.
+
+exec("import sklearn.cluster", as_keras)  # Keras may now use it, submodules too.
+exec("import pandas.plotting", as_keras)
+"""
+
+
+def test_a_library_the_user_imported_is_keras_to_use_in_a_command_line_run():
+    done = subprocess.run(
+        [sys.executable, "-c", IMPORTED_FIRST],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=REPO),
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]

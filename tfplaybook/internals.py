@@ -523,8 +523,9 @@ class _SkipOptionalImports:
     gets them as usual."""
 
     def find_spec(self, name, path=None, target=None):
-        if name.partition(".")[0] not in _OPTIONAL_FOR_KERAS:
-            return None
+        top = name.partition(".")[0]
+        if top not in _OPTIONAL_FOR_KERAS or top in sys.modules:
+            return None  # Not ours to refuse, or imported already (by the user): Keras uses it.
         frame = sys._getframe(1)
         while frame is not None and frame.f_code.co_filename.startswith("<frozen importlib"):
             frame = frame.f_back
@@ -540,10 +541,11 @@ def skip_keras_optional_imports():
     Keras imports each of them at start-up when it is installed, for its sklearn wrappers, pandas
     inputs to `fit` and `keras.visualization` (2.2-2.7 s of a process's 8-10 s start-up here),
     and works without them when they are not; keras-tuner likewise for its sklearn tuner and
-    its stock Bayesian oracle. A tfplaybook run uses none of those. Modules that are already
-    imported are left as they are, and tfplaybook's own modules and the user's code still import
-    these libraries normally; only Keras' and keras-tuner's references stay empty. Called by the
-    command line before TensorFlow loads; the Python API leaves the user's process alone.
+    its stock Bayesian oracle. A tfplaybook run uses none of those. tfplaybook's own modules and
+    the user's code still import these libraries normally, and one imported before Keras (by the
+    experiment file's top level) is Keras' to use as well; otherwise Keras' and keras-tuner's
+    references stay empty. Called by the command line before TensorFlow loads; the Python API
+    leaves the user's process alone.
     """
     if not any(isinstance(finder, _SkipOptionalImports) for finder in sys.meta_path):
         sys.meta_path.insert(0, _SkipOptionalImports())
