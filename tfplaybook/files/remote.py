@@ -91,8 +91,28 @@ def remote_url(path):
     return None
 
 
+_RECORDERS = []  # Lists that `recording` is filling.
+
+
+@contextlib.contextmanager
+def recording():
+    """A list of every path `on_write` is given meanwhile: the report's second process
+    (tfplaybook.analysis.report.background) names what it wrote for this one to upload."""
+    written = []
+    with _LOCK:
+        _RECORDERS.append(written)
+    try:
+        yield written
+    finally:
+        with _LOCK:
+            _RECORDERS.remove(written)
+
+
 def on_write(path):
     """Uploads the file just written at `path` when it is mirrored (one atomic object upload)."""
+    with _LOCK:
+        for written in _RECORDERS:
+            written.append(os.path.abspath(path))
     url = remote_url(path)
     if url is not None:
         storage.copy_file(path, url)

@@ -9,14 +9,18 @@ the report, `result()` waits for it. The second process imports no TensorFlow (i
 killed at any moment leaves no process behind (a report it was writing is written atomically,
 file by file, and a resumed study writes it again).
 
-Whenever the second process cannot start, dies or fails, `result()` writes the report in this
-process instead: the same files, and the same exception when writing them fails.
+The second process names the files it wrote, and this one uploads them when the study is in a
+bucket (tfplaybook.files.remote). Whenever the second process cannot start, dies or fails,
+`result()` writes the report in this process instead: the same files, and the same exception
+when writing them fails.
 """
 
 import json
 import os
 import subprocess
 import sys
+
+from tfplaybook.files import remote
 
 _PACKAGE_ROOT = os.path.dirname(
     os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -65,6 +69,8 @@ class Reporter:
             line = self._process.stdout.readline()
             reply = json.loads(line) if line.strip() else {}
             if reply.get("path"):
+                for path in reply["written"]:
+                    remote.on_write(path)  # A gs:// study's bucket gets them from here.
                 return reply["path"]
             self.close()  # Died or failed: this process writes it, and raises what it raises.
         from tfplaybook.analysis import report
@@ -98,7 +104,9 @@ def _serve():
     for line in sys.stdin:
         study_dir = json.loads(line)["study_dir"]
         try:
-            reply = {"path": report.write_report(study_dir)}
+            with remote.recording() as written:
+                path = report.write_report(study_dir)
+            reply = {"path": path, "written": written}
         except Exception as e:  # noqa: BLE001  (the study's process writes it and raises)
             reply = {"error": f"{type(e).__name__}: {e}"}
         replies.write(json.dumps(reply) + "\n")
