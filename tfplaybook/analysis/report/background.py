@@ -17,6 +17,7 @@ when writing them fails.
 
 import json
 import os
+import site
 import subprocess
 import sys
 
@@ -27,13 +28,21 @@ _PACKAGE_ROOT = os.path.dirname(
 )
 
 
+def _installed():
+    """True when tfplaybook is imported from site-packages (which must not go on PYTHONPATH,
+    ahead of the standard library)."""
+    sites = site.getsitepackages() + [site.getusersitepackages()]
+    return any(os.path.abspath(d) == _PACKAGE_ROOT for d in sites)
+
+
 class Reporter:
     """The second process; `request`, then `result`, once per study; `close` at the end."""
 
     def __init__(self):
-        # The same tfplaybook as this process's, wherever it was imported from.
-        path = [_PACKAGE_ROOT] + [p for p in [os.environ.get("PYTHONPATH")] if p]
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(path))
+        env = dict(os.environ)
+        if not _installed():  # A checkout: the same tfplaybook as this process's.
+            path = [_PACKAGE_ROOT] + [p for p in [os.environ.get("PYTHONPATH")] if p]
+            env["PYTHONPATH"] = os.pathsep.join(path)
         try:
             self._process = subprocess.Popen(
                 [sys.executable, "-m", __name__],
