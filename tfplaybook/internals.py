@@ -539,9 +539,9 @@ def skip_keras_optional_imports():
     """Keeps Keras and keras-tuner from importing scikit-learn, pandas and matplotlib.
 
     Keras imports each of them at start-up when it is installed, for its sklearn wrappers, pandas
-    inputs to `fit` and `keras.visualization` (2.2-2.7 s of a process's 8-10 s start-up here),
-    and works without them when they are not; keras-tuner likewise for its sklearn tuner and
-    its stock Bayesian oracle. A tfplaybook run uses none of those. tfplaybook's own modules and
+    inputs to `fit` and `keras.visualization` (importing Keras and keras-tuner took 9.7 s with
+    them and 7.1 s without here), and works without them when they are not; keras-tuner
+    likewise for its sklearn tuner and its stock Bayesian oracle. A tfplaybook run uses none of those. tfplaybook's own modules and
     the user's code still import these libraries normally, and one imported before Keras (by the
     experiment file's top level) is Keras' to use as well; otherwise Keras' and keras-tuner's
     references stay empty. Called by the command line before TensorFlow loads; the Python API
